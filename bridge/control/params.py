@@ -1,0 +1,358 @@
+"""Every live parameter, declared once.
+
+OSC, presets, the CLI and the plugins all read this table; validation happens here and
+nowhere else. A parameter's `cost` says what a change costs the engine:
+
+- ``frame``: applied on the next frame (guidance, delta, seed, filter settings);
+- ``encode``: needs a text-encoder pass, done off the hot path (prompts);
+- ``rebuild``: builds a new engine in the background while the old one keeps serving;
+- ``runtime``: handled by the daemon around the engine (bypass, pause, presets).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class Cost(str, Enum):
+    FRAME = "frame"
+    ENCODE = "encode"
+    REBUILD = "rebuild"
+    RUNTIME = "runtime"
+
+
+class Kind(str, Enum):
+    FLOAT = "float"
+    INT = "int"
+    BOOL = "bool"
+    STR = "str"
+    INT_LIST = "int_list"
+    INT_PAIR = "int_pair"
+    WEIGHTED_STR = "weighted_str"
+    """A list of (text, weight) pairs; on OSC: s f s f ..."""
+    WEIGHTED_INT = "weighted_int"
+    """A list of (int, weight) pairs; on OSC: i f i f ..."""
+
+
+class ParamError(ValueError):
+    """A value a parameter refuses. The message names the parameter and what it expects."""
+
+
+MAX_TEXT = 2000
+MAX_LIST = 16
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: Kind
+    default: Any
+    cost: Cost
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    clamp: bool = False
+    """Out-of-range numbers are clamped instead of refused."""
+    engine_key: str | None = None
+    """The keyword of `FrameEngine.update` this parameter feeds, if any."""
+    multiple_of: int | None = None
+    """Integers must be multiples of this (resolutions: 8)."""
+
+    @property
+    def address(self) -> str:
+        return "/sd/" + self.name.replace(".", "/")
+
+    @property
+    def has_norm(self) -> bool:
+        """Float parameters with a range also answer on `<address>/norm` with 0..1."""
+        return self.kind is Kind.FLOAT and self.minimum is not None and self.maximum is not None
+
+    def expects(self) -> str:
+        """What this parameter takes, in words, for error messages and docs."""
+        rng = ""
+        if self.minimum is not None and self.maximum is not None:
+            rng = f" in [{_fmt(self.minimum)}, {_fmt(self.maximum)}]"
+        return {
+            Kind.FLOAT: f"a number{rng}",
+            Kind.INT: f"an integer{rng}",
+            Kind.BOOL: "0 or 1",
+            Kind.STR: f"text (at most {MAX_TEXT} characters)",
+            Kind.INT_LIST: f"1 to {MAX_LIST} integers{rng}",
+            Kind.INT_PAIR: f"two integers{rng}",
+            Kind.WEIGHTED_STR: f"pairs of text and weight (s f s f ...), 1 to {MAX_LIST} pairs",
+            Kind.WEIGHTED_INT: f"pairs of seed and weight (i f i f ...), 1 to {MAX_LIST} pairs",
+        }[self.kind]
+
+    def from_norm(self, x: float) -> float:
+        """Map 0..1 onto the range (for faders on `<address>/norm`)."""
+        if not self.has_norm:
+            raise ParamError(f"{self.address} has no /norm form")
+        x = self._number(x, integral=False)
+        if not 0.0 <= x <= 1.0:
+            raise ParamError(f"{self.address}/norm expects a number in [0, 1], got {_fmt(x)}")
+        assert self.minimum is not None and self.maximum is not None
+        return self.minimum + x * (self.maximum - self.minimum)
+
+    def to_norm(self, value: float) -> float:
+        assert self.minimum is not None and self.maximum is not None
+        span = self.maximum - self.minimum
+        return 0.0 if span == 0 else (float(value) - self.minimum) / span
+
+    def coerce(self, value: Any) -> Any:
+        """Return the validated value or raise ParamError. Accepts ints for floats and vice versa."""
+        k = self.kind
+        if k is Kind.FLOAT:
+            return self._ranged(self._number(value, integral=False))
+        if k is Kind.INT:
+            return int(self._ranged(self._number(value, integral=True)))
+        if k is Kind.BOOL:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in ("true", "false", "on", "off"):
+                return value.strip().lower() in ("true", "on")
+            n = self._number(value, integral=False)
+            if n not in (0.0, 1.0):
+                raise self._error(value)
+            return bool(n)
+        if k is Kind.STR:
+            return self._text(value)
+        if k in (Kind.INT_LIST, Kind.INT_PAIR):
+            items = self._sequence(value)
+            if k is Kind.INT_PAIR and len(items) != 2:
+                raise self._error(value)
+            ints = [int(self._ranged(self._number(v, integral=True))) for v in items]
+            if self.multiple_of and any(n % self.multiple_of for n in ints):
+                raise ParamError(f"{self.address} expects multiples of {self.multiple_of}, got {ints}")
+            return ints
+        if k in (Kind.WEIGHTED_STR, Kind.WEIGHTED_INT):
+            return self._weighted(value)
+        raise AssertionError(k)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _error(self, value: Any) -> ParamError:
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        return ParamError(f"{self.address} expects {self.expects()}, got {shown}")
+
+    def _number(self, value: Any, *, integral: bool) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._error(value)
+        f = float(value)
+        if not math.isfinite(f):
+            raise self._error(value)
+        if integral and f != int(f):
+            raise self._error(value)
+        return f
+
+    def _ranged(self, f: float) -> float:
+        lo, hi = self.minimum, self.maximum
+        if (lo is not None and f < lo) or (hi is not None and f > hi):
+            if not self.clamp:
+                raise self._error(f)
+            f = min(max(f, lo if lo is not None else f), hi if hi is not None else f)
+        return f
+
+    def _text(self, value: Any) -> str:
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise self._error(value) from exc
+        if not isinstance(value, str) or len(value) > MAX_TEXT or "\x00" in value:
+            raise self._error(value)
+        return value
+
+    def _sequence(self, value: Any) -> list[Any]:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise self._error(value)
+        if not 1 <= len(value) <= MAX_LIST:
+            raise self._error(value)
+        return list(value)
+
+    def _weighted(self, value: Any) -> list[tuple[Any, float]]:
+        items = self._sequence(value)
+        # Accept both [(a, w), ...] and the flat OSC form [a, w, a, w, ...].
+        if all(isinstance(it, (list, tuple)) for it in items):
+            pairs = [tuple(it) for it in items]
+        elif len(items) % 2 == 0:
+            pairs = [(items[i], items[i + 1]) for i in range(0, len(items), 2)]
+        else:
+            raise self._error(value)
+        out: list[tuple[Any, float]] = []
+        for pair in pairs:
+            if len(pair) != 2:
+                raise self._error(value)
+            key, weight = pair
+            w = self._number(weight, integral=False)
+            if w < 0:
+                raise self._error(value)
+            if self.kind is Kind.WEIGHTED_STR:
+                out.append((self._text(key), w))
+            else:
+                n = self._number(key, integral=True)
+                if not 0 <= n <= SEED_MAX:
+                    raise self._error(value)
+                out.append((int(n), w))
+        if sum(w for _, w in out) <= 0:
+            raise self._error(value)
+        return out
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+SEED_MAX = 2**31 - 1
+
+PARAMS: tuple[Param, ...] = (
+    Param(
+        "prompt",
+        Kind.STR,
+        "a psychedelic painting, vivid colours",
+        Cost.ENCODE,
+        "What to draw. Morphs over `transition` seconds.",
+        engine_key="prompt",
+    ),
+    Param(
+        "negative_prompt",
+        Kind.STR,
+        "",
+        Cost.ENCODE,
+        "What to avoid (used by cfg_type full/initialize/self).",
+        engine_key="negative_prompt",
+    ),
+    Param(
+        "prompts",
+        Kind.WEIGHTED_STR,
+        None,
+        Cost.ENCODE,
+        "A weighted blend of prompts, replacing `prompt`: s f s f ...",
+        engine_key="prompt",
+    ),
+    Param(
+        "transition",
+        Kind.FLOAT,
+        0.5,
+        Cost.FRAME,
+        "Seconds a prompt change takes to morph instead of cutting.",
+        0.0,
+        10.0,
+        clamp=True,
+    ),
+    Param(
+        "guidance",
+        Kind.FLOAT,
+        1.2,
+        Cost.FRAME,
+        "Guidance scale (classifier-free guidance strength).",
+        0.0,
+        20.0,
+        clamp=True,
+        engine_key="guidance_scale",
+    ),
+    Param(
+        "delta",
+        Kind.FLOAT,
+        1.0,
+        Cost.FRAME,
+        "Residual CFG delta: how much of the virtual negative to subtract.",
+        0.0,
+        2.0,
+        clamp=True,
+        engine_key="delta",
+    ),
+    Param("seed", Kind.INT, 2, Cost.FRAME, "Noise seed.", 0, SEED_MAX, engine_key="seed"),
+    Param(
+        "seeds",
+        Kind.WEIGHTED_INT,
+        None,
+        Cost.FRAME,
+        "A weighted blend of seeds' noise: i f i f ...",
+        engine_key="seed",
+    ),
+    Param(
+        "t_index",
+        Kind.INT_LIST,
+        [35],
+        Cost.FRAME,
+        "Denoising steps as indices into the 50-step LCM schedule (another count rebuilds buffers).",
+        0,
+        49,
+        engine_key="t_index_list",
+    ),
+    Param(
+        "strength",
+        Kind.FLOAT,
+        0.3,
+        Cost.FRAME,
+        "How far the output departs from the input (0..1), mapped onto t_index.",
+        0.0,
+        1.0,
+        clamp=True,
+        engine_key="strength",
+    ),
+    Param(
+        "filter.enabled",
+        Kind.BOOL,
+        False,
+        Cost.FRAME,
+        "Stochastic similarity filter: skip the UNet when the input barely changes.",
+        engine_key="similarity_filter",
+    ),
+    Param(
+        "filter.threshold",
+        Kind.FLOAT,
+        0.98,
+        Cost.FRAME,
+        "Cosine similarity above which frames may be skipped.",
+        0.0,
+        1.0,
+        clamp=True,
+        engine_key="similarity_threshold",
+    ),
+    Param(
+        "filter.max_skip",
+        Kind.INT,
+        10,
+        Cost.FRAME,
+        "At most this many skipped frames in a row.",
+        0,
+        1000,
+        clamp=True,
+        engine_key="max_skip_frame",
+    ),
+    Param("bypass", Kind.BOOL, False, Cost.RUNTIME, "Show the input unprocessed."),
+    Param("pause", Kind.BOOL, False, Cost.RUNTIME, "Hold the last output."),
+    Param("preset", Kind.STR, "", Cost.RUNTIME, "Load a preset from presets/ by name (never a path)."),
+    Param(
+        "resolution",
+        Kind.INT_PAIR,
+        [512, 512],
+        Cost.REBUILD,
+        "Width and height, multiples of 8 (rebuilds in the background).",
+        64,
+        2048,
+        multiple_of=8,
+    ),
+    Param(
+        "model",
+        Kind.STR,
+        "",
+        Cost.REBUILD,
+        "Switch to a model listed by the configuration or presets (rebuilds in the background).",
+    ),
+)
+
+PARAMS_BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
+PARAMS_BY_ADDRESS: dict[str, Param] = {p.address: p for p in PARAMS}
+
+
+def param(name: str) -> Param:
+    try:
+        return PARAMS_BY_NAME[name]
+    except KeyError:
+        raise ParamError(f"unknown parameter {name!r}") from None
