@@ -161,6 +161,7 @@ class OscServer:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._poke_receiver()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -173,6 +174,16 @@ class OscServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    def _poke_receiver(self) -> None:
+        """Wake the receive thread out of recvfrom with an empty datagram, so stop() is prompt."""
+        if self._sock is None:
+            return
+        host, port = self.address
+        if host in ("0.0.0.0", "::", ""):
+            host = "::1" if self._sock.family == socket.AF_INET6 else "127.0.0.1"
+        with contextlib.suppress(OSError), socket.socket(self._sock.family, socket.SOCK_DGRAM) as poke:
+            poke.sendto(b"", (host, port))
 
     def __enter__(self) -> OscServer:
         return self.start()
@@ -203,6 +214,8 @@ class OscServer:
                 if self._stop.is_set():
                     return
                 continue
+            if self._stop.is_set():
+                return
             try:
                 self.handle_packet(data, sender[:2])
             except Exception as exc:  # never let one packet end the server
