@@ -102,7 +102,7 @@ class Client:
         return [args[0] for args in self.received("/sd/error")]
 
 
-def send_all(client: Client, dgrams: Iterable[bytes], chunk: int = 200) -> int:
+def send_all(client: Client, dgrams: Iterable[bytes], chunk: int = 50) -> int:
     """Send fast, syncing every `chunk` packets so the kernel's socket buffer never overflows."""
     n = 0
     for dgram in dgrams:
