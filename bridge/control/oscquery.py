@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from . import mdns, osc_map
+from .netallow import Networks, allowed
 from .params import Kind, Param
 from .store import ParamStore
 
@@ -136,8 +137,11 @@ class OscQueryServer:
         host: str = "127.0.0.1",
         port: int = 0,
         name: str = "sd-bridge",
+        allow: Networks | None = None,
     ) -> None:
         self.store = store
+        self.allow = allow
+        """Only these clients get answers (the same list as OSC); None: everyone who can reach us."""
         self.osc_address = osc_address
         self.host = host
         self.port = port
@@ -161,7 +165,8 @@ class OscQueryServer:
             query = server
 
         try:
-            self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
+            self._httpd = _HTTPServer((self.host, self.port), Handler)
+            self._httpd.allow = self.allow
         except OSError as exc:
             raise OSError(f"cannot serve OSCQuery on {self.host}:{self.port}: {exc.strerror or exc}") from exc
         self._httpd.daemon_threads = True
@@ -185,6 +190,14 @@ class OscQueryServer:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    allow: Networks | None = None
+    daemon_threads = True
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return self.allow is None or allowed(str(client_address[0]), self.allow)
 
 
 class _Handler(BaseHTTPRequestHandler):
