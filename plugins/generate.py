@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from bridge.control.osc_stats import STAT_FIELDS
 from bridge.control.params import PARAMS_BY_NAME, Param
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,14 +59,8 @@ TD_PAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 OBS_NAMES = ("prompt", "negative_prompt", "guidance", "delta", "strength", "seed", "preset", "bypass")
 
-STATS = (
-    ("fps", "fps"),
-    ("latency_p50", "latency p50 (ms)"),
-    ("latency_p95", "latency p95 (ms)"),
-    ("skip_rate", "skip rate"),
-    ("dropped", "dropped frames"),
-)
-"""The `/sd/stats/<name>` values the daemon pushes, shown by the controllers."""
+STATS: tuple[tuple[str, str], ...] = tuple((f.name, f.name.replace("/", " ")) for f in STAT_FIELDS)
+"""The `/sd/stats/<name>` values the daemon pushes (to `/sd/subscribe`rs), with a short label."""
 
 FALLBACK_PRESETS = (
     "sd-turbo-1step",
@@ -247,7 +242,11 @@ def osc_session() -> dict[str, object]:
     ]
     stats = [
         _widget(
-            "text", "stat_" + name, label, "/sd/stats/" + name, comments=f"Pushed by the daemon: {label}."
+            "text",
+            "stat_" + name.replace("/", "_"),
+            label,
+            "/sd/stats/" + name,
+            comments=f"Pushed by the daemon: {label}.",
         )
         for name, label in STATS
     ]

@@ -7,8 +7,9 @@ makes it the component's extension. TouchDesigner calls into it from three DATs 
 - the OSC Out DAT's callbacks (and the optional OSC In DAT's) call `OnOSC(address, args)` with
   every message the daemon sends back: replies, echoes of changes made by other controllers, and
   the `/sd/stats/...` values;
-- an Execute DAT calls `Poll()` about once a second, which asks `/sd/status`; asking keeps this
-  component among the daemon's recent clients, so it keeps receiving echoes and stats.
+- an Execute DAT calls `Poll()` about once a second, which asks `/sd/status` (and, now and then,
+  `/sd/subscribe` for the `/sd/stats/...` push); asking keeps this component among the daemon's
+  recent clients, so it also receives the echoes of changes made by other controllers.
 
 Why an OSC Out DAT and not an OSC Out CHOP: CHOP channels carry numbers only and become addresses
 by name; prompts are text. Why the OSC Out DAT's own callbacks receive the replies: the daemon
@@ -105,10 +106,11 @@ PRESETS = (
 )
 STATS = (
     ("fps", "fps"),
-    ("latency_p50", "latency p50 (ms)"),
-    ("latency_p95", "latency p95 (ms)"),
-    ("skip_rate", "skip rate"),
-    ("dropped", "dropped frames"),
+    ("latency/p50", "latency p50"),
+    ("latency/p95", "latency p95"),
+    ("latency/p99", "latency p99"),
+    ("skip_rate", "skip_rate"),
+    ("dropped", "dropped"),
 )
 # fmt: on
 # --- END GENERATED ---
@@ -116,7 +118,8 @@ STATS = (
 PARS = {row[7]: row for row in PARAMS}
 """TouchDesigner parameter name -> (name, address, kind, default, minimum, maximum, label, parname, page)."""
 
-STATUS_PERIOD_FRAMES = 60
+SUBSCRIBE_EVERY_POLLS = 10
+"""`/sd/subscribe` again every this many polls: a restarted daemon forgets its subscribers."""
 
 
 def osc_args(kind: str, value: object) -> list:
@@ -184,6 +187,7 @@ class SdBridgeExt:
         """The last arguments sent (or echoed back) per address: only changes go out."""
         self.stats: dict[str, object] = {}
         self.daemon: subprocess.Popen | None = None
+        self.polls = 0
 
     # -- sending ------------------------------------------------------------------------------
     def _oscout(self):
@@ -213,7 +217,11 @@ class SdBridgeExt:
                     self.Send(*msg)
 
     def Poll(self) -> None:
-        """Ask for status; called periodically. Also tells whether a daemon we started has exited."""
+        """Ask for status (and now and then for the stats push); called about once a second.
+        Also notices when a daemon started from here has exited."""
+        if self.polls % SUBSCRIBE_EVERY_POLLS == 0:
+            self._oscout().sendOSC("/sd/subscribe", [])
+        self.polls += 1
         self._oscout().sendOSC("/sd/status", [])
         if self.daemon is not None and self.daemon.poll() is not None:
             self._show("Daemonstate", f"exited with code {self.daemon.returncode}")
