@@ -133,14 +133,21 @@ def osc_value(kind: str, value: object) -> object:
     return str(value)
 
 
+def split_command(text: str) -> list[str]:
+    """Split a command line the way the platform's shell would (Windows paths keep backslashes)."""
+    if not sys.platform.startswith("win"):
+        return shlex.split(text)
+    words = shlex.split(text, posix=False)
+    return [w[1:-1] if len(w) >= 2 and w[0] == w[-1] == '"' else w for w in words]
+
+
 def daemon_command(command: str, preset: str, extra: str, port: int) -> list[str]:
-    posix = not sys.platform.startswith("win")
-    args = shlex.split(command, posix=posix)
+    args = split_command(command)
     if not args:
         raise ValueError("the sd-bridge command is empty")
     if preset:
         args += ["--preset", preset]
-    args += shlex.split(extra, posix=posix)
+    args += split_command(extra)
     if "--osc-port" not in args:
         args += ["--osc-port", str(int(port))]
     return args

@@ -157,11 +157,19 @@ def stat_parname(stat: str) -> str:
     return "Stat" + flat
 
 
+def split_command(text: str) -> list[str]:
+    """Split a command line the way the platform's shell would (Windows paths keep backslashes)."""
+    if not sys.platform.startswith("win"):
+        return shlex.split(text)
+    words = shlex.split(text, posix=False)
+    return [w[1:-1] if len(w) >= 2 and w[0] == w[-1] == '"' else w for w in words]
+
+
 def daemon_command(
     command: str, preset: str, route: str, send_name: str, receive_name: str, port: int
 ) -> list[str]:
     """The command line that starts sd-bridge for this component's video route."""
-    args = shlex.split(command, posix=not sys.platform.startswith("win"))
+    args = split_command(command)
     if not args:
         raise ValueError("the daemon command is empty")
     if preset:

@@ -166,6 +166,9 @@ def build():
     oscin.par.port.expr = "parent().par.Replyport"
     oscin.par.active.expr = "parent().par.Replyport > 0"
     oscin.par.callbacks = osc_cb
+    for dat in (oscout, oscin):
+        # The stats push arrives as a bundle: one callback per message, not one per bundle.
+        dat.par.splitbundle = True
 
     parexec = comp.create(parameterexecuteDAT, "parexec")
     parexec.text = PARAMETER_CALLBACKS
