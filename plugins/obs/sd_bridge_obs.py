@@ -40,11 +40,11 @@ PARAMS = (
     ("bypass", "/sd/bypass", "bool", False, None, None, "Bypass"),
 )
 PRESETS = (
-    "sd-turbo-1step",
     "lcm-sd15-2step",
-    "screen-to-vcam",
-    "td-spout-roundtrip",
     "ndi-roundtrip",
+    "screen-to-vcam",
+    "sd-turbo-1step",
+    "td-spout-roundtrip",
 )
 # fmt: on
 # --- END GENERATED ---

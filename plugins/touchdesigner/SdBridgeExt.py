@@ -98,11 +98,11 @@ PARAMS = (
     ("preset", "/sd/preset", "str", "", None, None, "Preset", "Preset", "Show"),
 )
 PRESETS = (
-    "sd-turbo-1step",
     "lcm-sd15-2step",
-    "screen-to-vcam",
-    "td-spout-roundtrip",
     "ndi-roundtrip",
+    "screen-to-vcam",
+    "sd-turbo-1step",
+    "td-spout-roundtrip",
 )
 STATS = (
     ("fps", "fps"),

@@ -127,7 +127,15 @@ def build():
     route.menuLabels = ["Spout (Windows)", "NDI"]
     route.default = "spout" if os.name == "nt" else "ndi"
     route.val = route.default
-    _add(conn, "str", "Sendername", "Send to sd-bridge as", "TD-to-sd-bridge")
+    # The names the shipped presets expect: td-spout-roundtrip reads Spout "TDSpoutOut",
+    # ndi-roundtrip the first NDI source whose name contains "TouchDesigner".
+    _add(
+        conn,
+        "str",
+        "Sendername",
+        "Send to sd-bridge as",
+        "TDSpoutOut" if os.name == "nt" else "TouchDesigner",
+    )
     _add(conn, "str", "Receivename", "sd-bridge output name", "sd-bridge")
     _add(conn, "pulse", "Resync", "Send all values")
 
