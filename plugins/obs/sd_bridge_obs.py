@@ -334,6 +334,7 @@ def script_load(settings) -> None:
     _link = Link(
         obs.obs_data_get_string(settings, "host") or DEFAULT_HOST, obs.obs_data_get_int(settings, "port")
     )
+    _link.update(_values(settings))  # the panel is the truth: a running daemon takes its values now
     obs.timer_add(_tick, TIMER_MS)
 
 

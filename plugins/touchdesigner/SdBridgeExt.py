@@ -196,6 +196,8 @@ class SdBridgeExt:
         self.stats: dict[str, object] = {}
         self.daemon: subprocess.Popen | None = None
         self.polls = 0
+        self.connected = False
+        """Set by the first `/sd/status` reply, which also sends every value once (see OnOSC)."""
 
     # -- sending ------------------------------------------------------------------------------
     def _oscout(self):
@@ -260,6 +262,9 @@ class SdBridgeExt:
             self._show("Lasterror", " ".join(str(a) for a in args))
         elif address == "/sd/status":
             self._show("Laststatus", " ".join(str(a) for a in args))
+            if not self.connected:  # the daemon answers for the first time: make it match the panel
+                self.connected = True
+                self.SendAll()
         else:
             self._echo(address, args)
 
@@ -312,6 +317,7 @@ class SdBridgeExt:
             self._show("Daemonstate", f"could not start: {exc}")
             return
         self.sent.clear()  # a fresh daemon knows nothing we sent before
+        self.connected = False  # its first status reply triggers SendAll
         self._show("Daemonstate", f"running (pid {self.daemon.pid}): {' '.join(cmd)}")
 
     def StopDaemon(self) -> None:

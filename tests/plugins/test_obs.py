@@ -151,3 +151,16 @@ def test_start_and_stop_the_daemon(obs_script):
     assert proc.wait(timeout=5) is not None
     settings["command"] = "/nonexistent/sd-bridge"
     assert script._start_daemon(settings).startswith("could not start")
+
+
+def test_loading_the_script_sends_the_panel(daemon):
+    store, server = daemon
+    settings: dict = {}
+    script.script_defaults(settings)
+    settings.update(port=server.address[1], guidance=3.25, prompt="from the saved scene", bypass=True)
+    script.script_load(settings)
+    try:
+        want = {"guidance": 3.25, "prompt": "from the saved scene", "bypass": True}
+        assert wait_for(lambda: {n: store.get(n) for n in want} == want)
+    finally:
+        script.script_unload()

@@ -68,8 +68,9 @@ def test_empty_preset_is_not_sent_and_resync_sends_everything(td):
 
 def test_an_echo_from_another_controller_updates_the_parameter_without_resending(td):
     store, _server, comp, ext, oscout = td
-    ext.Poll()  # talk to the daemon once, so it counts us among its clients
-    assert wait_for(lambda: comp.par.Laststatus.val != "", poll=lambda: oscout.pump(ext.OnOSC))
+    comp.par.Guidance.val = 2.0
+    ext.Poll()  # talk to the daemon once, so it counts us among its clients; it answers, we send all
+    assert wait_for(lambda: store.get("guidance") == 2.0, poll=lambda: oscout.pump(ext.OnOSC))
     store.set("guidance", 7.5, origin="another controller")
     assert wait_for(lambda: comp.par.Guidance.val == 7.5, poll=lambda: oscout.pump(ext.OnOSC))
     before = len(oscout.sent)
@@ -169,3 +170,17 @@ def types_par(name: str):
     p = _Pulse()
     p.name = name
     return p
+
+
+def test_first_status_reply_sends_the_whole_panel(td):
+    store, _server, comp, ext, oscout = td
+    comp.par.Delta.val = 0.25  # set while the daemon wasn't listening: never sent
+    comp.par.Prompt.val = "saved with the project"
+    ext.Poll()
+    assert wait_for(lambda: store.get("delta") == 0.25, poll=lambda: oscout.pump(ext.OnOSC))
+    assert wait_for(lambda: store.get("prompt") == "saved with the project")
+    assert ext.connected
+    before = len(oscout.sent)
+    ext.Poll()
+    assert wait_for(lambda: oscout.pump(ext.OnOSC) > 0)
+    assert [a for a, _ in oscout.sent[before:]] == ["/sd/status"]  # only once per connection
