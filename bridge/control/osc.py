@@ -17,6 +17,7 @@ import ipaddress
 import logging
 import math
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -161,6 +162,7 @@ class OscServer:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._poke_receiver()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -173,6 +175,16 @@ class OscServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    def _poke_receiver(self) -> None:
+        """Wake the receive thread out of recvfrom with an empty datagram, so stop() is prompt."""
+        if self._sock is None:
+            return
+        host, port = self.address
+        if host in ("0.0.0.0", "::", ""):
+            host = "::1" if self._sock.family == socket.AF_INET6 else "127.0.0.1"
+        with contextlib.suppress(OSError), socket.socket(self._sock.family, socket.SOCK_DGRAM) as poke:
+            poke.sendto(b"", (host, port))
 
     def __enter__(self) -> OscServer:
         return self.start()
@@ -203,6 +215,8 @@ class OscServer:
                 if self._stop.is_set():
                     return
                 continue
+            if self._stop.is_set():
+                return
             try:
                 self.handle_packet(data, sender[:2])
             except Exception as exc:  # never let one packet end the server
@@ -224,6 +238,9 @@ class OscServer:
             self._refuse(client, message, key="oversized")
             return
         try:
+            problem = packet_problem(data)
+            if problem:
+                raise ValueError(problem)
             messages = [timed.message for timed in OscPacket(data).messages]
         except Exception as exc:
             reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
@@ -423,6 +440,62 @@ _COMMANDS: dict[str, Callable[[OscServer, Client, list[Any]], None]] = {
     "/sd/unsubscribe": OscServer._cmd_unsubscribe,
 }
 COMMANDS: tuple[str, ...] = tuple(_COMMANDS)
+
+
+BUNDLE_PREFIX = b"#bundle\x00"
+MAX_BUNDLE_DEPTH = 8
+TYPE_TAGS = frozenset("ihfdsbrmtTFN[]")
+"""The argument types python-osc decodes; it skips others with a warning on the root logger."""
+
+
+def packet_problem(dgram: bytes, depth: int = 0) -> str | None:
+    """What python-osc would skip or mishandle in a packet, or None; checked before it parses.
+
+    python-osc drops an unknown type tag, or a bundle element that is neither message nor bundle,
+    with a warning on the root logger (a flood of those would flood the log, and the sender would
+    never hear why), and recurses without limit into nested bundles.
+    """
+    if not dgram.startswith(BUNDLE_PREFIX):
+        return _message_problem(dgram)
+    if depth > MAX_BUNDLE_DEPTH:
+        return f"bundles nested deeper than {MAX_BUNDLE_DEPTH}"
+    if len(dgram) < 16:
+        return "bundle header truncated"
+    index = 16  # "#bundle\0" and the timetag
+    while index < len(dgram):
+        if index + 4 > len(dgram):
+            return "bundle element size truncated"
+        (size,) = struct.unpack_from(">i", dgram, index)
+        index += 4
+        if size <= 0 or index + size > len(dgram):
+            return f"bundle element of {size} bytes does not fit the packet"
+        content = dgram[index : index + size]
+        index += size
+        if not content.startswith((BUNDLE_PREFIX, b"/")):
+            return "bundle element is neither a message nor a bundle"
+        problem = packet_problem(content, depth + 1)
+        if problem:
+            return problem
+    return None
+
+
+def _message_problem(dgram: bytes) -> str | None:
+    if not dgram.startswith(b"/"):
+        return None  # python-osc refuses it with a clear reason
+    end = dgram.find(b"\x00")
+    if end < 0:
+        return "address not terminated"
+    start = (end // 4 + 1) * 4
+    if start >= len(dgram):
+        return None  # no type tags: no arguments
+    end = dgram.find(b"\x00", start)
+    tags = dgram[start : end if end >= 0 else len(dgram)]
+    if not tags.startswith(b","):
+        return "type tags must start with ','"
+    unknown = set(tags[1:].decode("latin-1")) - TYPE_TAGS
+    if unknown:
+        return f"unsupported OSC type tag {sorted(unknown)[0]!r}"
+    return None
 
 
 def _message(address: str, args: Iterable[Any]) -> Any:

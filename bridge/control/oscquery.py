@@ -165,7 +165,9 @@ class OscQueryServer:
         except OSError as exc:
             raise OSError(f"cannot serve OSCQuery on {self.host}:{self.port}: {exc.strerror or exc}") from exc
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="oscquery-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="oscquery-http", daemon=True
+        )
         self._thread.start()
         log.info("OSCQuery on http://%s:%d/", *self.address)
         if advertise:
