@@ -51,6 +51,8 @@ PRESETS = (
 
 TEXT_SETTLE_S = 0.5
 STATUS_PERIOD_S = 2.0
+RECONNECT_AFTER_ASKS = 2
+"""A status reply after this many unanswered asks means the daemon came back: send it everything."""
 TIMER_MS = 100
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7000
@@ -168,6 +170,11 @@ class Link:
         self.stats: dict[str, object] = {}
         self.echoes: dict[str, object] = {}
         self.send_errors = 0
+        self.values: dict[str, object] = {}
+        """The panel's values as last given to `update`, to resend to a daemon that restarted."""
+        self.unanswered = 0
+        self.connected = False
+        """Set by the first `/sd/status` reply (which resends everything: earlier sends may be lost)."""
         self._last_status_ask = 0.0
 
     def retarget(self, host: str, port: int) -> None:
@@ -191,6 +198,7 @@ class Link:
         """Send what changed; text waits to settle. Returns the addresses sent now."""
         now = time.monotonic() if now is None else now
         first = not self.sent  # nothing sent yet (new link, new daemon): text goes out at once
+        self.values.update(values)
         sent = []
         for row in PARAMS:
             name, address, kind = row[0], row[1], row[2]
@@ -226,6 +234,7 @@ class Link:
         now = time.monotonic() if now is None else now
         if now - self._last_status_ask >= STATUS_PERIOD_S:
             self._last_status_ask = now
+            self.unanswered += 1
             self.send("/sd/status", [])
         handled = 0
         for _ in range(max_packets):
@@ -251,6 +260,12 @@ class Link:
             print(f"[sd-bridge] {text}")
         elif address == "/sd/status":
             self.last_status = text
+            if not self.connected or self.unanswered > RECONNECT_AFTER_ASKS:
+                # First contact, or the daemon is back after a silence: it gets the whole panel.
+                self.connected = True
+                self.sent.clear()
+                self.update(dict(self.values))
+            self.unanswered = 0
         elif address.startswith("/sd/stats/"):
             self.stats[address[len("/sd/stats/") :]] = args[0] if len(args) == 1 else text
         elif args:
@@ -381,7 +396,7 @@ def _start_daemon(settings) -> str:
     except (OSError, ValueError) as exc:
         return f"could not start sd-bridge: {exc}"
     if _link is not None:
-        _link.sent.clear()  # a fresh daemon: the next update sends everything
+        _link.connected = False  # a fresh daemon: its first status reply makes it send everything
     return f"started sd-bridge (pid {_daemon.pid}): {' '.join(cmd)}"
 
 

@@ -119,7 +119,9 @@ PARS = {row[7]: row for row in PARAMS}
 """TouchDesigner parameter name -> (name, address, kind, default, minimum, maximum, label, parname, page)."""
 
 SUBSCRIBE_EVERY_POLLS = 10
-"""`/sd/subscribe` again every this many polls: a restarted daemon forgets its subscribers."""
+"""`/sd/subscribe` again every this many polls, in case the daemon lost its subscribers."""
+RECONNECT_AFTER_POLLS = 3
+"""A status reply after this many unanswered polls means the daemon came back: send it everything."""
 
 
 def osc_args(kind: str, value: object) -> list:
@@ -198,6 +200,8 @@ class SdBridgeExt:
         self.polls = 0
         self.connected = False
         """Set by the first `/sd/status` reply, which also sends every value once (see OnOSC)."""
+        self.unanswered = 0
+        """Polls since the last `/sd/status` reply."""
 
     # -- sending ------------------------------------------------------------------------------
     def _oscout(self):
@@ -232,6 +236,7 @@ class SdBridgeExt:
         if self.polls % SUBSCRIBE_EVERY_POLLS == 0:
             self._oscout().sendOSC("/sd/subscribe", [])
         self.polls += 1
+        self.unanswered += 1
         self._oscout().sendOSC("/sd/status", [])
         if self.daemon is not None and self.daemon.poll() is not None:
             self._show("Daemonstate", f"exited with code {self.daemon.returncode}")
@@ -262,9 +267,13 @@ class SdBridgeExt:
             self._show("Lasterror", " ".join(str(a) for a in args))
         elif address == "/sd/status":
             self._show("Laststatus", " ".join(str(a) for a in args))
-            if not self.connected:  # the daemon answers for the first time: make it match the panel
+            if not self.connected or self.unanswered > RECONNECT_AFTER_POLLS:
+                # The daemon answers for the first time, or again after a silence (restarted):
+                # make it match the panel, and ask for the stats push again.
                 self.connected = True
+                self._oscout().sendOSC("/sd/subscribe", [])
                 self.SendAll()
+            self.unanswered = 0
         else:
             self._echo(address, args)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shlex
+import socket
 import struct
 import sys
 
@@ -13,6 +14,9 @@ from plugin_values import changed_value, same
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
+
+from bridge.control.osc import OscServer
+from bridge.control.store import ParamStore
 
 sys.modules["obspython"] = obs = fake_obspython()
 script = load_module("plugins/obs/sd_bridge_obs.py", "sd_bridge_obs")
@@ -164,3 +168,46 @@ def test_loading_the_script_sends_the_panel(daemon):
         assert wait_for(lambda: {n: store.get(n) for n in want} == want)
     finally:
         script.script_unload()
+
+
+def test_a_restarted_daemon_gets_the_panel_again(obs_script):
+    store, server, settings = obs_script
+    settings["seed"] = 4321
+    script.script_update(settings)
+    assert wait_for(lambda: store.get("seed") == 4321)
+    link, port = script._link, server.address[1]
+    server.stop()
+    for i in range(script.RECONNECT_AFTER_ASKS + 1):
+        link.poll(now=1000.0 + i * script.STATUS_PERIOD_S)  # asks go unanswered
+    fresh = ParamStore()
+    with OscServer(fresh, host="127.0.0.1", port=port, stats=lambda: dict(STATS), advertise=False):
+        t = [2000.0]
+
+        def ask():
+            t[0] += script.STATUS_PERIOD_S
+            link.poll(now=t[0])
+
+        assert wait_for(lambda: fresh.get("seed") == 4321, poll=ask)
+
+
+def test_values_set_before_the_daemon_starts_arrive_when_it_answers():
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    link = script.Link("127.0.0.1", port)
+    try:
+        link.update({"seed": 77, "prompt": "before the daemon"})  # sent into the void
+        store = ParamStore()
+        with OscServer(store, host="127.0.0.1", port=port, stats=lambda: dict(STATS), advertise=False):
+            t = [0.0]
+
+            def ask():
+                t[0] += script.STATUS_PERIOD_S
+                link.poll(now=t[0])
+
+            assert wait_for(
+                lambda: (store.get("seed"), store.get("prompt")) == (77, "before the daemon"), poll=ask
+            )
+    finally:
+        link.close()

@@ -9,7 +9,9 @@ import pytest
 from plugin_fakes import STATS, FakeComp, FakeOscOutDAT, load_module, wait_for
 from plugin_values import changed_value, same
 
+from bridge.control.osc import OscServer
 from bridge.control.params import PARAMS_BY_NAME
+from bridge.control.store import ParamStore
 
 ext_mod = load_module("plugins/touchdesigner/SdBridgeExt.py", "SdBridgeExt")
 
@@ -184,3 +186,18 @@ def test_first_status_reply_sends_the_whole_panel(td):
     ext.Poll()
     assert wait_for(lambda: oscout.pump(ext.OnOSC) > 0)
     assert [a for a, _ in oscout.sent[before:]] == ["/sd/status"]  # only once per connection
+
+
+def test_a_restarted_daemon_gets_the_panel_again(td):
+    store, server, comp, ext, oscout = td
+    comp.par.Seed.val = 1234
+    ext.Poll()
+    assert wait_for(lambda: store.get("seed") == 1234, poll=lambda: oscout.pump(ext.OnOSC))
+    port = server.address[1]
+    server.stop()  # the daemon goes away...
+    for _ in range(ext_mod.RECONNECT_AFTER_POLLS + 1):
+        ext.Poll()  # ...and the component's polls go unanswered
+    fresh = ParamStore()
+    with OscServer(fresh, host="127.0.0.1", port=port, stats=lambda: dict(STATS), advertise=False):
+        ext.Poll()
+        assert wait_for(lambda: fresh.get("seed") == 1234, poll=lambda: oscout.pump(ext.OnOSC))
