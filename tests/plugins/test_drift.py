@@ -146,3 +146,19 @@ def test_presets_named_by_the_plugins_exist_when_presets_ship():
     if not shipped:
         pytest.skip("presets/ holds no presets on this branch yet: the plugins use issue 6's list")
     assert list(td.PRESETS) == shipped == list(obs.PRESETS)
+
+
+def _plugin_addresses() -> set[str]:
+    session = json.loads(generate.OSC_SESSION.read_text(encoding="utf-8"))
+    named = {w["address"] for w in _session_widgets(session["content"]) if "address" in w}
+    named |= set(re.findall(r"`(/sd/[^`]*)`", generate.TOUCHOSC_MAP.read_text(encoding="utf-8")))
+    named |= {row[1] for row in td.PARAMS} | {row[1] for row in obs.PARAMS}
+    named |= {"/sd/stats/" + s for s, _ in td.STATS} | {"/sd/status", "/sd/subscribe"}
+    return named
+
+
+def test_plugins_use_only_addresses_documented_in_osc_md():
+    doc = (ROOT / "docs" / "OSC.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(/sd/[A-Za-z0-9_/]+)`", doc))
+    missing = {a for a in _plugin_addresses() if a not in documented}
+    assert not missing, f"plugins use addresses docs/OSC.md doesn't list: {sorted(missing)}"
