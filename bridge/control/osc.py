@@ -13,7 +13,6 @@ timestamps what it sends, and clock skew would withhold it), all of a bundle's c
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import math
 import socket
@@ -29,6 +28,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from . import osc_map, osc_stats
+from .netallow import allowed, parse_allow
 from .params import ParamError
 from .store import ParamStore
 from .throttle import ThrottledLog, TokenBucket
@@ -81,7 +81,7 @@ class OscServer:
         self.port = port
         self.stats = stats
         self.reply_port = reply_port
-        self.allow = _parse_allow(allow)
+        self.allow = parse_allow(allow)
         self.stats_rate = stats_rate
         self.query_port = query_port
         """Serve OSCQuery (HTTP + JSON) on this TCP port too; None: don't, 0: any free port."""
@@ -144,7 +144,12 @@ class OscServer:
             from .oscquery import OscQueryServer
 
             self._query = OscQueryServer(
-                self.store, osc_address=self.address, host=self.host, port=self.query_port, name=self.name
+                self.store,
+                osc_address=self.address,
+                host=self.host,
+                port=self.query_port,
+                name=self.name,
+                allow=self.allow,
             )
             try:
                 self._query.start(advertise=self.advertise)
@@ -227,7 +232,7 @@ class OscServer:
     def handle_packet(self, data: bytes, sender: tuple[str, int]) -> None:
         """Validate and apply one datagram from `sender` (runs on the receive thread)."""
         ip = sender[0]
-        if self.allow is not None and not _allowed(ip, self.allow):
+        if self.allow is not None and not allowed(ip, self.allow):
             self.dropped_not_allowed += 1
             self._throttled.warning("not-allowed", f"OSC: dropped a packet from {ip}: not in --osc-allow")
             return
@@ -282,8 +287,8 @@ class OscServer:
             bucket = self._error_buckets.get(client)
             if bucket is None:
                 bucket = self._error_buckets[client] = TokenBucket(ERROR_REPLIES_PER_S, ERROR_REPLIES_PER_S)
-            allowed = bucket.take()
-        if allowed:
+            may_reply = bucket.take()
+        if may_reply:  # a flood of bad input must not become a flood of replies
             self._send(client, "/sd/error", [message])
 
     def _touch(self, client: Client) -> None:
@@ -507,29 +512,6 @@ def _message(address: str, args: Iterable[Any]) -> Any:
 
 def _short(text: str) -> str:
     return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
-
-
-def _parse_allow(allow: list[str] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
-    if allow is None:
-        return None
-    networks = []
-    for entry in allow:
-        try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError:
-            message = f"--osc-allow: {entry!r} is not an IP address or network (e.g. 192.168.1.20)"
-            raise ValueError(message) from None
-    return networks
-
-
-def _allowed(ip: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    try:
-        address = ipaddress.ip_address(ip.split("%")[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in net for net in networks if net.version == address.version)
 
 
 def _enlarge_receive_buffer(sock: socket.socket) -> None:

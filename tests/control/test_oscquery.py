@@ -144,3 +144,11 @@ def test_without_mdns_support_it_says_how_to_get_it(monkeypatch, caplog):
     assert ad.backend == "none"
     assert "pip install zeroconf" in caplog.text
     ad.close()
+
+
+def test_oscquery_obeys_the_allow_list():
+    refused = OscServer(ParamStore(), port=0, query_port=0, advertise=False, allow=["10.9.9.9"])
+    with refused as srv, pytest.raises((urllib.error.URLError, ConnectionError)):
+        fetch(srv.query_address, "/?HOST_INFO")
+    with OscServer(ParamStore(), port=0, query_port=0, advertise=False, allow=["127.0.0.1"]) as srv:
+        assert fetch(srv.query_address, "/?HOST_INFO")[0] == 200
