@@ -1,0 +1,213 @@
+"""The OBS script, outside OBS (obspython faked at its import boundary), against the daemon's real socket."""
+
+from __future__ import annotations
+
+import random
+import shlex
+import socket
+import struct
+import sys
+
+import pytest
+from plugin_fakes import STATS, fake_obspython, load_module, wait_for
+from plugin_values import changed_value, same
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+
+from bridge.control.osc import OscServer
+from bridge.control.store import ParamStore
+
+sys.modules["obspython"] = obs = fake_obspython()
+script = load_module("plugins/obs/sd_bridge_obs.py", "sd_bridge_obs")
+
+
+# -- the self-contained OSC codec, checked against python-osc ------------------------------------
+def test_encoder_matches_python_osc_decoder():
+    rng = random.Random(7)
+    for _ in range(300):
+        args = []
+        for _ in range(rng.randint(0, 5)):
+            pick = rng.randint(0, 3)
+            if pick == 0:
+                args.append(rng.randint(-(2**31), 2**31 - 1))
+            elif pick == 1:
+                args.append(struct.unpack(">f", struct.pack(">f", rng.uniform(-1e6, 1e6)))[0])
+            elif pick == 2:
+                args.append("".join(rng.choice("ab c\u00e9\u4e2d/") for _ in range(rng.randint(0, 9))))
+            else:
+                args.append(rng.random() < 0.5)
+        address = "/sd/" + "x" * rng.randint(0, 6)
+        decoded = OscMessage(script.encode_message(address, args))
+        assert decoded.address == address
+        assert decoded.params == [int(a) if isinstance(a, bool) else a for a in args]
+
+
+def test_decoder_reads_python_osc_messages_and_bundles():
+    builder = OscMessageBuilder("/sd/status")
+    for v in (24.5, 41.0, "text ü", 3, True, None):
+        builder.add_arg(v)
+    message = builder.build()
+    assert script.decode_packet(message.dgram) == [("/sd/status", [24.5, 41.0, "text ü", 3, True, None])]
+    bundle = OscBundleBuilder(IMMEDIATELY)
+    bundle.add_content(message)
+    inner = OscMessageBuilder("/sd/stats/fps")
+    inner.add_arg(12.0)
+    bundle.add_content(inner.build())
+    decoded = script.decode_packet(bundle.build().dgram)
+    assert [a for a, _ in decoded] == ["/sd/status", "/sd/stats/fps"]
+    with pytest.raises(ValueError):
+        script.decode_packet(b"/sd/x\x00\x00\x00,i\x00\x00")  # an int tag with no int
+    with pytest.raises(TypeError):
+        script.encode_message("/sd/x", [object()])
+
+
+# -- the script's OBS life cycle -----------------------------------------------------------------
+@pytest.fixture
+def obs_script(daemon):
+    store, server = daemon
+    settings: dict = {}
+    script.script_defaults(settings)
+    settings["port"] = server.address[1]
+    script.script_load(settings)
+    yield store, server, settings
+    script.script_unload()
+    assert obs.timers == []
+
+
+def test_every_property_change_reaches_the_daemon_store(obs_script):
+    store, _server, settings = obs_script
+    for name, _address, kind, default, lo, hi, _label in script.PARAMS:
+        value = changed_value(name, kind, default, lo, hi)
+        settings[name] = value
+        script.script_update(settings)  # what OBS calls after a property edit
+        script._link.flush(settle=0.0)  # as the timer does once typing pauses
+        assert wait_for(lambda n=name, v=value: same(store.get(n), v)), (name, store.get(name), value)
+
+
+def test_only_changes_are_sent_and_text_waits_for_typing_to_pause(obs_script, monkeypatch):
+    store, _server, settings = obs_script
+    link = script._link
+    script.script_update(settings)  # first update: everything goes, text included
+    sends = []
+    monkeypatch.setattr(link, "send", lambda a, args: sends.append((a, args)) or True)
+    script.script_update(settings)
+    assert sends == []
+    settings["guidance"] = 5.0
+    assert link.update(script._values(settings), now=100.0) == ["/sd/guidance"]
+    assert link.update(script._values(settings), now=100.1) == []
+    settings["prompt"] = "neon"
+    assert link.update(script._values(settings), now=100.2) == []  # still typing
+    settings["prompt"] = "neon city"
+    assert link.update(script._values(settings), now=100.3) == []
+    assert link.flush(now=100.5) == []
+    assert link.flush(now=100.3 + script.TEXT_SETTLE_S) == ["/sd/prompt"]
+    assert sends[-1] == ("/sd/prompt", ["neon city"])
+
+
+def test_poll_reads_status_and_errors_without_blocking(obs_script):
+    _store, _server, settings = obs_script
+    link = script._link
+    assert link.poll(now=0.0) == 0  # nothing asked, nothing arrived: returns at once
+    assert wait_for(lambda: link.last_status != "", poll=lambda: link.poll(now=1000.5))
+    assert float(link.last_status.split()[0]) == STATS["fps"]
+    link.send("/sd/preset", ["../../secrets"])
+    assert wait_for(lambda: "/sd/preset" in link.last_error, poll=link.poll)
+
+
+def test_unreachable_daemon_never_raises():
+    link = script.Link("127.0.0.1", 9)  # discard port: nobody answers
+    try:
+        assert link.update({"guidance": 2.0, "prompt": "x"}) != []
+        for _ in range(3):
+            link.poll()
+    finally:
+        link.close()
+
+
+def test_properties_cover_the_table():
+    props = script.script_properties()
+    by_name = {p["name"]: p for p in props}
+    for name, _address, kind, _default, lo, hi, _label in script.PARAMS:
+        prop = by_name[name]
+        if name == "preset":
+            assert prop["kind"] == "list"
+            assert [v for _, v in prop["items"]][1:] == list(script.PRESETS)
+        else:
+            assert (
+                prop["kind"] == {"str": "text", "float": "float_slider", "int": "int", "bool": "bool"}[kind]
+            )
+        if kind in ("float", "int"):
+            assert prop["rest"][:2] == (lo, hi)
+    assert {"start", "stop", "resend", "host", "port", "command"} <= set(by_name)
+
+
+def test_start_and_stop_the_daemon(obs_script):
+    _store, _server, settings = obs_script
+    settings["command"] = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(60)'"
+    settings["extra"] = "--source ndi:OBS"
+    assert script._start_daemon(settings).startswith("started")
+    proc = script._daemon
+    assert proc.poll() is None
+    assert "--source" in proc.args and "--osc-port" in proc.args
+    assert script._start_daemon(settings).startswith("sd-bridge already running")
+    assert script._stop_daemon() == "stopped sd-bridge"
+    assert proc.wait(timeout=5) is not None
+    settings["command"] = "/nonexistent/sd-bridge"
+    assert script._start_daemon(settings).startswith("could not start")
+
+
+def test_loading_the_script_sends_the_panel(daemon):
+    store, server = daemon
+    settings: dict = {}
+    script.script_defaults(settings)
+    settings.update(port=server.address[1], guidance=3.25, prompt="from the saved scene", bypass=True)
+    script.script_load(settings)
+    try:
+        want = {"guidance": 3.25, "prompt": "from the saved scene", "bypass": True}
+        assert wait_for(lambda: {n: store.get(n) for n in want} == want)
+    finally:
+        script.script_unload()
+
+
+def test_a_restarted_daemon_gets_the_panel_again(obs_script):
+    store, server, settings = obs_script
+    settings["seed"] = 4321
+    script.script_update(settings)
+    assert wait_for(lambda: store.get("seed") == 4321)
+    link, port = script._link, server.address[1]
+    server.stop()
+    for i in range(script.RECONNECT_AFTER_ASKS + 1):
+        link.poll(now=1000.0 + i * script.STATUS_PERIOD_S)  # asks go unanswered
+    fresh = ParamStore()
+    with OscServer(fresh, host="127.0.0.1", port=port, stats=lambda: dict(STATS), advertise=False):
+        t = [2000.0]
+
+        def ask():
+            t[0] += script.STATUS_PERIOD_S
+            link.poll(now=t[0])
+
+        assert wait_for(lambda: fresh.get("seed") == 4321, poll=ask)
+
+
+def test_values_set_before_the_daemon_starts_arrive_when_it_answers():
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    link = script.Link("127.0.0.1", port)
+    try:
+        link.update({"seed": 77, "prompt": "before the daemon"})  # sent into the void
+        store = ParamStore()
+        with OscServer(store, host="127.0.0.1", port=port, stats=lambda: dict(STATS), advertise=False):
+            t = [0.0]
+
+            def ask():
+                t[0] += script.STATUS_PERIOD_S
+                link.poll(now=t[0])
+
+            assert wait_for(
+                lambda: (store.get("seed"), store.get("prompt")) == (77, "before the daemon"), poll=ask
+            )
+    finally:
+        link.close()

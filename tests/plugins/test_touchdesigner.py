@@ -1,0 +1,203 @@
+"""The TouchDesigner extension, outside TouchDesigner, against the daemon's real OSC socket."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import pytest
+from plugin_fakes import STATS, FakeComp, FakeOscOutDAT, load_module, wait_for
+from plugin_values import changed_value, same
+
+from bridge.control.osc import OscServer
+from bridge.control.params import PARAMS_BY_NAME
+from bridge.control.store import ParamStore
+
+ext_mod = load_module("plugins/touchdesigner/SdBridgeExt.py", "SdBridgeExt")
+
+
+@pytest.fixture
+def td(daemon):
+    store, server = daemon
+    oscout = FakeOscOutDAT(*server.address)
+    comp = FakeComp(ext_mod, oscout)
+    ext = ext_mod.SdBridgeExt(comp)
+    yield store, server, comp, ext, oscout
+    ext.StopDaemon()
+    oscout.close()
+
+
+def test_every_parameter_change_reaches_the_daemon_store(td):
+    store, _server, comp, ext, _oscout = td
+    for row in ext_mod.PARAMS:
+        name, _address, kind, default, lo, hi, _label, parname, _page = row
+        value = changed_value(name, kind, default, lo, hi)
+        par = getattr(comp.par, parname)
+        par.val = value
+        ext.OnParValueChange(par)  # what the Parameter Execute DAT calls
+        assert wait_for(lambda n=name, v=value: same(store.get(n), v)), (name, store.get(name), value)
+
+
+def test_values_are_sent_with_the_parameter_types(td):
+    _store, _server, comp, ext, oscout = td
+    for parname, value, expected in (("Seed", 5.0, [5]), ("Guidance", 3, [3.0]), ("Bypass", True, [1])):
+        getattr(comp.par, parname).val = value
+        ext.OnParValueChange(getattr(comp.par, parname))
+        assert oscout.sent[-1][1] == expected
+        assert type(oscout.sent[-1][1][0]) is type(expected[0])
+
+
+def test_only_changes_are_sent(td):
+    store, _server, comp, ext, oscout = td
+    comp.par.Guidance.val = 4.0
+    ext.OnParValueChange(comp.par.Guidance)
+    ext.OnParValueChange(comp.par.Guidance)
+    ext.OnParValueChange(comp.par.Guidance)
+    assert [m for m in oscout.sent if m[0] == "/sd/guidance"] == [("/sd/guidance", [4.0])]
+    assert wait_for(lambda: store.get("guidance") == 4.0)
+
+
+def test_empty_preset_is_not_sent_and_resync_sends_everything(td):
+    store, _server, comp, ext, oscout = td
+    assert ext_mod.message_for("Preset", "") is None
+    comp.par.Delta.val = 0.5
+    ext.OnPulse(types_par("Resync"))
+    addresses = [a for a, _ in oscout.sent]
+    expected = {row[1] for row in ext_mod.PARAMS if row[0] != "preset"}
+    assert set(addresses) == expected
+    assert wait_for(lambda: store.get("delta") == 0.5)
+
+
+def test_an_echo_from_another_controller_updates_the_parameter_without_resending(td):
+    store, _server, comp, ext, oscout = td
+    comp.par.Guidance.val = 2.0
+    ext.Poll()  # talk to the daemon once, so it counts us among its clients; it answers, we send all
+    assert wait_for(lambda: store.get("guidance") == 2.0, poll=lambda: oscout.pump(ext.OnOSC))
+    store.set("guidance", 7.5, origin="another controller")
+    assert wait_for(lambda: comp.par.Guidance.val == 7.5, poll=lambda: oscout.pump(ext.OnOSC))
+    before = len(oscout.sent)
+    ext.OnParValueChange(comp.par.Guidance)  # TouchDesigner reports the change we just made
+    assert len(oscout.sent) == before
+
+
+def test_status_stats_and_errors_show_on_the_info_page(td):
+    _store, _server, comp, ext, oscout = td
+    ext.Poll()
+    assert wait_for(lambda: comp.par.Laststatus.val != "", poll=lambda: oscout.pump(ext.OnOSC))
+    assert comp.par.Laststatus.val.split()[0] == str(STATS["fps"])
+    oscout.sendOSC("/sd/subscribe", [10.0])
+    assert wait_for(
+        lambda: comp.par.Statfps.val == pytest.approx(STATS["fps"]), poll=lambda: oscout.pump(ext.OnOSC)
+    )
+    assert wait_for(
+        lambda: comp.par.Statlatencyp50.val == pytest.approx(41.0), poll=lambda: oscout.pump(ext.OnOSC)
+    )
+    assert comp.op("stats").rows["dropped"] == STATS["dropped"]
+    comp.par.Preset.val = "../../etc/passwd"
+    ext.OnParValueChange(comp.par.Preset)
+    assert wait_for(lambda: "/sd/preset" in comp.par.Lasterror.val, poll=lambda: oscout.pump(ext.OnOSC))
+
+
+def test_poll_subscribes_to_stats_now_and_then(td):
+    _store, server, _comp, ext, oscout = td
+    for _ in range(ext_mod.SUBSCRIBE_EVERY_POLLS):
+        ext.Poll()
+    assert ("/sd/subscribe", []) in oscout.sent
+    assert wait_for(lambda: len(server.subscribers()) == 1)
+
+
+def test_daemon_command_follows_the_route():
+    cmd = ext_mod.daemon_command("sd-bridge run", "td-spout-roundtrip", "spout", "TD out", "sdb", 7001)
+    assert cmd == [
+        "sd-bridge",
+        "run",
+        "--preset",
+        "td-spout-roundtrip",
+        "--source",
+        "spout:TD out",
+        "--sink",
+        "spout:sdb",
+        "--osc-port",
+        "7001",
+    ]
+    assert ext_mod.daemon_command("x", "", "ndi", "a", "b", 7000)[1:3] == ["--source", "ndi:a"]
+    with pytest.raises(ValueError, match="empty"):
+        ext_mod.daemon_command("  ", "", "ndi", "a", "b", 7000)
+
+
+def test_start_and_stop_a_daemon_process(td):
+    _store, _server, comp, ext, _oscout = td
+    sleeper = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(60)'"
+    comp.par.Daemoncmd.val = sleeper
+    ext.OnPulse(types_par("Startdaemon"))
+    assert ext.daemon is not None and ext.daemon.poll() is None
+    assert comp.par.Daemonstate.val.startswith("running")
+    proc = ext.daemon
+    ext.OnPulse(types_par("Stopdaemon"))
+    assert proc.wait(timeout=5) is not None
+    assert comp.par.Daemonstate.val == "stopped"
+
+
+def test_a_bad_daemon_command_is_reported_not_raised(td):
+    _store, _server, comp, ext, _oscout = td
+    comp.par.Daemoncmd.val = "/nonexistent/sd-bridge run"
+    ext.StartDaemon()
+    assert comp.par.Daemonstate.val.startswith("could not start")
+    assert ext.daemon is None
+
+
+def test_the_table_covers_the_issue_pages():
+    names = {row[0] for row in ext_mod.PARAMS}
+    wanted = {
+        "prompt",
+        "negative_prompt",
+        "guidance",
+        "delta",
+        "strength",
+        "seed",
+        "transition",
+        "bypass",
+        "preset",
+    }
+    assert wanted <= names
+    assert {n for n in names if n.startswith("filter.")} == {
+        n for n in PARAMS_BY_NAME if n.startswith("filter.")
+    }
+
+
+def types_par(name: str):
+    class _Pulse:
+        pass
+
+    p = _Pulse()
+    p.name = name
+    return p
+
+
+def test_first_status_reply_sends_the_whole_panel(td):
+    store, _server, comp, ext, oscout = td
+    comp.par.Delta.val = 0.25  # set while the daemon wasn't listening: never sent
+    comp.par.Prompt.val = "saved with the project"
+    ext.Poll()
+    assert wait_for(lambda: store.get("delta") == 0.25, poll=lambda: oscout.pump(ext.OnOSC))
+    assert wait_for(lambda: store.get("prompt") == "saved with the project")
+    assert ext.connected
+    before = len(oscout.sent)
+    ext.Poll()
+    assert wait_for(lambda: oscout.pump(ext.OnOSC) > 0)
+    assert [a for a, _ in oscout.sent[before:]] == ["/sd/status"]  # only once per connection
+
+
+def test_a_restarted_daemon_gets_the_panel_again(td):
+    store, server, comp, ext, oscout = td
+    comp.par.Seed.val = 1234
+    ext.Poll()
+    assert wait_for(lambda: store.get("seed") == 1234, poll=lambda: oscout.pump(ext.OnOSC))
+    port = server.address[1]
+    server.stop()  # the daemon goes away...
+    for _ in range(ext_mod.RECONNECT_AFTER_POLLS + 1):
+        ext.Poll()  # ...and the component's polls go unanswered
+    fresh = ParamStore()
+    with OscServer(fresh, host="127.0.0.1", port=port, stats=lambda: dict(STATS), advertise=False):
+        ext.Poll()
+        assert wait_for(lambda: fresh.get("seed") == 1234, poll=lambda: oscout.pump(ext.OnOSC))
