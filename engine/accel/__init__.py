@@ -124,7 +124,9 @@ def apply(
     return "torch"
 
 
-def _tensorrt_builder(engine: Any, config: Any, device: torch.device, dtype: torch.dtype, report, trt):
+def _tensorrt_builder(
+    engine: Any, config: Any, device: torch.device, dtype: torch.dtype, report, trt, force: bool = False
+):
     from .choose import import_tensorrt
     from .tensorrt.backend import BuildPlan, EngineBuilder, engine_parts
     from .tensorrt.cache import EngineStore
@@ -132,7 +134,13 @@ def _tensorrt_builder(engine: Any, config: Any, device: torch.device, dtype: tor
     trt = trt or import_tensorrt()
     plan = BuildPlan.from_config(config, dtype)
     builder = EngineBuilder(
-        trt, EngineStore(getattr(config, "engine_dir", None)), plan, device, dtype, progress=report
+        trt,
+        EngineStore(getattr(config, "engine_dir", None)),
+        plan,
+        device,
+        dtype,
+        progress=report,
+        force=force,
     )
     return builder, engine_parts(engine.unet, engine.vae, plan)
 
@@ -170,14 +178,16 @@ def _tensorrt_failed(status: AccelStatus, requested: str, exc: Exception) -> str
 
 
 def build_tensorrt_engines(
-    engine: Any, config: Any, progress: Progress | None = None, *, trt: Any = None
+    engine: Any, config: Any, progress: Progress | None = None, *, trt: Any = None, force: bool = False
 ) -> list[str]:
     """Build (or verify) the TensorRT engines for `engine` now; returns the parts that were built
-    (an empty list means all were cached). Used by `sd-bridge build-engines`."""
+    (an empty list means all were cached and load). `force` rebuilds even valid cached engines.
+    `engine` is anything with `unet`, `vae`, `device` and `dtype` (a StreamEngine, or the loaded
+    models). Used by `sd-bridge build-engines`."""
     device, dtype = _device_and_dtype(engine)
     if not _gpu_present(device):
         raise AccelUnavailable("TensorRT needs an NVIDIA GPU with a CUDA build of torch")
-    builder, parts = _tensorrt_builder(engine, config, device, dtype, progress or silent, trt)
+    builder, parts = _tensorrt_builder(engine, config, device, dtype, progress or silent, trt, force)
     from .tensorrt.backend import prepare_runners
 
     prepare_runners(builder, parts)

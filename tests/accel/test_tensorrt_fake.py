@@ -145,6 +145,6 @@ def test_no_progress_monitor_falls_back_to_heartbeat_and_bad_onnx_is_an_error(tm
 def test_shape_outside_profile_is_a_clear_error(tmp_path, modules):
     unet, vae = modules
     builder = _builder(make_fake_tensorrt(), tmp_path)
-    runners = prepare_runners(builder, engine_parts(unet, vae, builder.plan))
+    decoder = builder.runner(engine_parts(unet, vae, builder.plan)[2])
     with pytest.raises(ValueError, match="outside the engine's profile"):
-        runners["vae_decoder"](latents=torch.zeros(1, 4, 200, 200))
+        decoder(latents=torch.zeros(1, 4, 200, 200))

@@ -107,8 +107,10 @@ class EngineBuilder:
         progress: Progress = silent,
         capability: str | None = None,
         use_cuda_graph: bool = True,
+        force: bool = False,
     ) -> None:
         self.trt, self.store, self.plan = trt, store, plan
+        self.force = force
         self.device, self.dtype = device, dtype
         self.progress = progress
         self.capability = capability or compute_capability(device)
@@ -160,7 +162,7 @@ class EngineBuilder:
 
     def runner(self, part: Part) -> TrtRunner:
         key = self.key(part)
-        data = self.store.load(key)
+        data = None if self.force else self.store.load(key)
         if data is None:
             data = self.build(part, key)
         try:
