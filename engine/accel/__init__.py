@@ -102,6 +102,20 @@ def apply(
         status._done.set()
         return status.active
 
+    if float(getattr(config, "tome_ratio", 0.0) or 0.0) > 0:
+        # tomesd's token merging draws random indices per call; it can't be frozen into an engine.
+        exc = AccelUnavailable(
+            "token merging (tome_ratio > 0) can't run in TensorRT; set it to 0 or use compile"
+        )
+        if requested == "tensorrt":
+            raise exc
+        log.warning("%s; using compile", exc)
+        from .compile_backend import apply_compile
+
+        status.active = apply_compile(engine, device)
+        status._done.set()
+        return status.active
+
     report = _fan_out(status.progress, progress or silent)
     try:
         builder, parts = _tensorrt_builder(engine, config, device, dtype, report, trt)
@@ -149,8 +163,9 @@ def _swap_in_tensorrt(engine: Any, builder, parts, status: AccelStatus) -> None:
     from .seams import install_seams
     from .tensorrt.backend import prepare_runners, trt_seams
 
+    fallback = (engine.unet_fn, engine.vae_encode_fn, engine.vae_decode_fn)
     runners = prepare_runners(builder, parts)
-    install_seams(engine, *trt_seams(runners))
+    install_seams(engine, *trt_seams(runners, fallback))
     engine.trt_runners = runners
     status.active = "tensorrt"
 

@@ -152,12 +152,14 @@ def test_blocking_build_and_auto_fallback(tiny_engine, tmp_path, monkeypatch):
         == "torch"
     )
     assert "deserialize" in fresh.accel_status.error
-    with pytest.raises(AccelUnavailable, match="TensorRT setup failed"):
+    failing = make_fake_tensorrt()
+    failing.Builder.build_serialized_network = lambda self, network, config: None
+    with pytest.raises(AccelUnavailable, match="TensorRT setup failed: EngineBuildError"):
         accel.apply(
             type(tiny_engine)(),
-            AccelConfig(accel="tensorrt", engine_dir=str(tmp_path / "x")),
+            AccelConfig(accel="tensorrt", engine_dir=str(tmp_path / "y")),
             background=False,
-            trt=broken,
+            trt=failing,
         )
 
 
@@ -167,3 +169,14 @@ def test_module_seams_reference(tiny_engine):
     with torch.no_grad():
         assert unet_fn(latent, t[:1], ehs).shape == latent.shape
         assert dec(enc(image_inputs())).shape == (1, 3, 64, 64)
+
+
+def test_token_merging_is_not_sent_to_tensorrt(tiny_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(accel, "_gpu_present", lambda device: True)
+    monkeypatch.setattr("engine.accel.compile_backend.torch.compile", lambda fn, **kw: fn)
+    config = AccelConfig(accel="auto", engine_dir=str(tmp_path), tome_ratio=0.5)
+    assert accel.apply(tiny_engine, config, trt=make_fake_tensorrt()) == "compile"
+    with pytest.raises(AccelUnavailable, match="token merging"):
+        accel.apply(
+            type(tiny_engine)(), AccelConfig(accel="tensorrt", tome_ratio=0.5), trt=make_fake_tensorrt()
+        )

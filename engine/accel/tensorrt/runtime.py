@@ -30,6 +30,10 @@ class EngineLoadError(RuntimeError):
     """The plan could not be deserialized (corrupt, or built by another TensorRT or GPU)."""
 
 
+class ShapeOutsideProfile(ValueError):
+    """An input shape the engine was not built for (its caller can fall back to torch)."""
+
+
 class TrtRunner:
     """One engine, one execution context, static I/O buffers."""
 
@@ -49,7 +53,15 @@ class TrtRunner:
         self.engine = self.runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
             raise EngineLoadError("TensorRT could not deserialize the engine")
-        self.context = self.engine.create_execution_context()
+        # Device memory sized for the shapes actually in use, not the profile's maximum (batch 8 at
+        # 1024x1024 would reserve gigabytes for a 512x512 show): TensorRT 10+'s user-managed strategy.
+        strategy = getattr(trt, "ExecutionContextAllocationStrategy", None)
+        self.user_memory = strategy is not None and hasattr(strategy, "USER_MANAGED")
+        if self.user_memory:
+            self.context = self.engine.create_execution_context(strategy.USER_MANAGED)
+        else:
+            self.context = self.engine.create_execution_context()
+        self.workspace: torch.Tensor | None = None
         if self.context is None:
             raise EngineLoadError("TensorRT could not create an execution context (out of GPU memory?)")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
@@ -74,9 +86,14 @@ class TrtRunner:
     def _prepare(self, shapes: tuple) -> None:
         """Set input shapes, allocate every buffer, bind addresses, and capture a graph if enabled."""
         self.graph = None
+        self.shapes = None  # until fully prepared: a rejected shape leaves nothing half-set behind
         for name, shape in zip(self.inputs, shapes, strict=True):
             if not self.context.set_input_shape(name, shape):
-                raise ValueError(f"input {name} of shape {shape} is outside the engine's profile")
+                raise ShapeOutsideProfile(f"input {name} of shape {shape} is outside the engine's profile")
+        if self.user_memory:
+            size = int(self.context.update_device_memory_size_for_shapes())
+            self.workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=self.device)
+            self.context.set_device_memory(self.workspace.data_ptr(), size)
         self.buffers = {}
         for name in self.inputs + self.outputs:
             shape = tuple(self.context.get_tensor_shape(name))
