@@ -85,6 +85,27 @@ def test_compile_backend_installs_compiled_seams(tiny_engine):
     assert compiled[0] is tiny_engine.unet and len(compiled) == 3
     for got, want in zip(_outputs(tiny_engine), expected, strict=True):
         torch.testing.assert_close(got, want)
+    assert tiny_engine.unet_fn.failed is None
+
+
+def test_compile_failure_at_first_frame_falls_back_to_eager(tiny_engine, caplog):
+    """torch.compile compiles lazily; a compiler missing on the show machine costs speed, not frames."""
+
+    def failing_compiler(fn, dynamic):
+        def call(*args, **kwargs):
+            raise RuntimeError("Cannot find a working triton installation.\nMore details...")
+
+        return call
+
+    expected = _outputs(tiny_engine)
+    from engine.accel.compile_backend import apply_compile
+
+    apply_compile(tiny_engine, torch.device("cpu"), compiler=failing_compiler)
+    for got, want in zip(_outputs(tiny_engine), expected, strict=True):
+        torch.testing.assert_close(got, want)
+    _outputs(tiny_engine)
+    assert tiny_engine.unet_fn.failed == "RuntimeError: Cannot find a working triton installation."
+    assert caplog.text.count("torch.compile of unet failed") == 1
 
 
 def test_tensorrt_without_tensorrt_is_a_one_line_error(tiny_engine, monkeypatch):
