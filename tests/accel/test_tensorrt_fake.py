@@ -159,6 +159,9 @@ def test_shape_outside_profile_is_a_clear_error(tmp_path, modules):
     with pytest.raises(ShapeOutsideProfile, match="outside the engine's profile"):
         decoder(latents=torch.zeros(1, 4, 200, 200))
     torch.testing.assert_close(decoder(latents=ok)["images"], first, msg="a rejected shape leaves no trace")
+    with torch.inference_mode():
+        decoder(latents=torch.randn(1, 4, 16, 8))
+    decoder(latents=torch.randn(1, 4, 16, 8))  # buffers made under inference mode still refill outside
 
 
 def test_out_of_profile_batch_falls_back_to_torch(tmp_path, modules):

@@ -90,15 +90,18 @@ class TrtRunner:
         for name, shape in zip(self.inputs, shapes, strict=True):
             if not self.context.set_input_shape(name, shape):
                 raise ShapeOutsideProfile(f"input {name} of shape {shape} is outside the engine's profile")
-        if self.user_memory:
-            size = int(self.context.update_device_memory_size_for_shapes())
-            self.workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=self.device)
-            self.context.set_device_memory(self.workspace.data_ptr(), size)
-        self.buffers = {}
-        for name in self.inputs + self.outputs:
-            shape = tuple(self.context.get_tensor_shape(name))
-            self.buffers[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
-            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
+        # Normal (not inference-mode) tensors: the buffers are written in place on every call,
+        # whether or not the caller runs under torch.inference_mode().
+        with torch.inference_mode(False):
+            if self.user_memory:
+                size = int(self.context.update_device_memory_size_for_shapes())
+                self.workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=self.device)
+                self.context.set_device_memory(self.workspace.data_ptr(), size)
+            self.buffers = {}
+            for name in self.inputs + self.outputs:
+                shape = tuple(self.context.get_tensor_shape(name))
+                self.buffers[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
+                self.context.set_tensor_address(name, self.buffers[name].data_ptr())
         self.allocations += 1
         self.shapes = shapes
         if self.use_cuda_graph:
