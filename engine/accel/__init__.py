@@ -89,6 +89,13 @@ def apply(
     trt_present = trt is not None or tensorrt_importable()
     cuda = _gpu_present(device)
     backend = resolve_backend(requested, trt_importable=trt_present, cuda=cuda)
+    if backend == "tensorrt" and float(getattr(config, "tome_ratio", 0.0) or 0.0) > 0:
+        # tomesd's token merging draws random indices per call; it can't be frozen into an engine.
+        message = "token merging (tome_ratio > 0) can't run in TensorRT; set it to 0 or use compile"
+        if requested == "tensorrt":
+            raise AccelUnavailable(message)
+        log.warning("%s; using compile", message)
+        backend = "compile"
     status = AccelStatus(requested=requested, active="torch")
     engine.accel_status = status
     apply_torch(engine, device)
@@ -96,20 +103,6 @@ def apply(
         status._done.set()
         return "torch"
     if backend == "compile":
-        from .compile_backend import apply_compile
-
-        status.active = apply_compile(engine, device)
-        status._done.set()
-        return status.active
-
-    if float(getattr(config, "tome_ratio", 0.0) or 0.0) > 0:
-        # tomesd's token merging draws random indices per call; it can't be frozen into an engine.
-        exc = AccelUnavailable(
-            "token merging (tome_ratio > 0) can't run in TensorRT; set it to 0 or use compile"
-        )
-        if requested == "tensorrt":
-            raise exc
-        log.warning("%s; using compile", exc)
         from .compile_backend import apply_compile
 
         status.active = apply_compile(engine, device)
