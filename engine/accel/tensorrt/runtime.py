@@ -96,7 +96,10 @@ class TrtRunner:
             if self.user_memory:
                 size = int(self.context.update_device_memory_size_for_shapes())
                 self.workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=self.device)
-                self.context.set_device_memory(self.workspace.data_ptr(), size)
+                try:
+                    self.context.set_device_memory(self.workspace.data_ptr(), size)
+                except TypeError:  # TensorRT 10.0's binding takes the address only
+                    self.context.set_device_memory(self.workspace.data_ptr())
             self.buffers = {}
             for name in self.inputs + self.outputs:
                 shape = tuple(self.context.get_tensor_shape(name))
@@ -134,3 +137,11 @@ class TrtRunner:
         if self.copy_outputs:
             return {n: self.buffers[n].clone() for n in self.outputs}
         return {n: self.buffers[n] for n in self.outputs}
+
+    def close(self) -> None:
+        """Release in dependency order: a CUDA graph must go before the context it launches."""
+        self.graph = None
+        self.buffers = {}
+        self.context = None
+        self.engine = None
+        self.workspace = None
