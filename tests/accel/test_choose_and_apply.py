@@ -157,22 +157,16 @@ def test_failed_background_build_keeps_torch(tiny_engine, tmp_path, monkeypatch,
     assert "staying on torch" in caplog.text
 
 
-def test_blocking_build_and_auto_fallback(tiny_engine, tmp_path, monkeypatch):
+def test_failed_setup_falls_back_under_auto_and_is_an_error_when_asked_for(
+    tiny_engine, tmp_path, monkeypatch
+):
     monkeypatch.setattr(accel, "_gpu_present", lambda device: True)
-    trt = make_fake_tensorrt()
-    config = AccelConfig(accel="tensorrt", engine_dir=str(tmp_path))
-    assert accel.apply(tiny_engine, config, background=False, trt=trt) == "tensorrt"
-
     broken = make_fake_tensorrt()
     broken.Runtime.deserialize_cuda_engine = lambda self, data: None
-    fresh = type(tiny_engine)()
-    assert (
-        accel.apply(
-            fresh, AccelConfig(accel="auto", engine_dir=str(tmp_path / "x")), background=False, trt=broken
-        )
-        == "torch"
-    )
-    assert "deserialize" in fresh.accel_status.error
+    seam = tiny_engine.unet_fn
+    config = AccelConfig(accel="auto", engine_dir=str(tmp_path / "x"))
+    assert accel.apply(tiny_engine, config, background=False, trt=broken) == "torch"
+    assert "deserialize" in tiny_engine.accel_status.error and tiny_engine.unet_fn is seam
     failing = make_fake_tensorrt()
     failing.Builder.build_serialized_network = lambda self, network, config: None
     with pytest.raises(AccelUnavailable, match="TensorRT setup failed: EngineBuildError"):
