@@ -37,4 +37,13 @@ def load_engine(config: EngineConfig, progress: Callable[[str], None] | None = N
         apply_tome(models.unet, float(ratio), models.tome_max_downsample)
     if progress:
         progress("preparing the stream")
-    return StreamEngine(models, config)
+    engine = StreamEngine(models, config)
+    from engine import accel  # after the models: TensorRT and CUDA stay unimported until asked for
+
+    accel.apply(engine, config, _fraction_progress(progress) if progress else None)
+    return engine
+
+
+def _fraction_progress(progress: Callable[[str], None]) -> Callable[[str, float | None], None]:
+    """Adapt a one-line progress callback to accel's (message, fraction) one."""
+    return lambda message, fraction: progress(message if fraction is None else f"{message} {fraction:.0%}")
