@@ -108,6 +108,7 @@ class Runtime:
         self.frames_out = 0
         self.faults = {"source": 0, "engine": 0, "sink": 0, "rebuild": 0}
         self._t_start = time.perf_counter()
+        self._source_down_logged = False
         self._threads: list[threading.Thread] = []
         self._sync_store_from_config(config)
 
@@ -198,10 +199,9 @@ class Runtime:
                         try:
                             src.open(*self._size)
                             opened, backoff = True, self.options.retry_s
-                            if self.once.count("source") and self.once.warn(
-                                "source-back", f"source {src.name} is back"
-                            ):
-                                self.once.forget("source")
+                            if self._source_down_logged:
+                                log.info("source %s is back", src.name)
+                                self._source_down_logged = False
                             continue
                         except Exception as exc:
                             self._source_fault(exc, "open")
@@ -243,8 +243,7 @@ class Runtime:
 
     def _source_fault(self, exc: BaseException, what: str) -> None:
         self.faults["source"] += 1
-        self.once.forget("source-back")
-        self.once.warn(
+        self._source_down_logged |= self.once.warn(
             f"source:{what}:{one_line(exc)}", f"source {self.source.name}: {one_line(exc)} (retrying)"
         )
 

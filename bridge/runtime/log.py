@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 
@@ -17,6 +18,7 @@ class OnceLog:
         self._lock = threading.Lock()
 
     def warn(self, key: str, message: str) -> bool:
+        key = re.sub(r"\d+", "#", key)  # "boom on frame 10" and "... 20" are the same problem
         with self._lock:
             n = self._seen.get(key, 0)
             self._seen[key] = n + 1
