@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -100,7 +101,19 @@ def run(
     except BridgeError as exc:
         log.error("%s", exc)
         raise typer.Exit(1) from None
+    _fast_exit(code)
     raise typer.Exit(code)
+
+
+def _fast_exit(code: int) -> None:
+    """Leave at once after a clean shutdown: everything we opened is closed and flushed by now, and
+    torch's own interpreter teardown takes most of a second, which a show's Ctrl-C should not wait.
+    (Not inside pytest, where `run` may be invoked in-process.)"""
+    if "pytest" in sys.modules or threading.current_thread() is not threading.main_thread():
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _int_list(text: str | None) -> list[int] | str | None:
