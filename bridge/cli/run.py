@@ -156,11 +156,10 @@ def _run(
         except Exception as exc:  # ModelUnavailable, or anything a broken model throws at load time
             why = one_line(exc)
             if isinstance(exc, ModelUnavailable) and config.model == DEFAULT_MODEL and not fallback:
+                if DEFAULT_MODEL not in why:
+                    why = f"model {DEFAULT_MODEL} is not available: {why}"
                 log.error(
-                    "model %s is not available (%s); without a download run: sd-bridge run --model %s",
-                    DEFAULT_MODEL,
-                    why,
-                    OFFLINE_MODEL,
+                    "%s Run it now without a download: sd-bridge run --model %s", why.rstrip(), OFFLINE_MODEL
                 )
                 return 1
             if not fallback:
@@ -206,9 +205,9 @@ def _run(
         "stopped: %d frames out, %.1f fps, e2e p50 %.0f ms p95 %.0f ms, dropped %d, faults %s",
         s["frames_out"],
         s["fps"],
-        s["e2e_p50_ms"],
-        s["e2e_p95_ms"],
-        s["dropped_total"],
+        s["latency_p50_ms"],
+        s["latency_p95_ms"],
+        s["dropped"],
         ", ".join(f"{k} {v}" for k, v in s["faults"].items() if v) or "none",
     )
     return 0

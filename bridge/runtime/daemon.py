@@ -153,13 +153,13 @@ class Runtime:
             "fps": round(self._stats.fps(), 2),
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
-            "dropped": dropped,
-            "dropped_total": sum(dropped.values()),
+            "dropped": sum(dropped.values()),
+            "dropped_by_stage": dropped,
             "skip_rate": round(skipped / frames, 4) if frames else 0.0,
             "latency_ms": lat,
-            "e2e_p50_ms": lat["e2e"]["p50"],
-            "e2e_p95_ms": lat["e2e"]["p95"],
-            "e2e_p99_ms": lat["e2e"]["p99"],
+            "latency_p50_ms": lat["e2e"]["p50"],
+            "latency_p95_ms": lat["e2e"]["p95"],
+            "latency_p99_ms": lat["e2e"]["p99"],
             "faults": dict(self.faults),
             "engine": self.engine_name,
             "engine_stats": eng,
@@ -177,8 +177,8 @@ class Runtime:
         s = self.stats()
         flags = "".join(f" [{f}]" for f in ("bypass", "pause", "rebuilding") if s[f])
         return (
-            f"{s['fps']:5.1f} fps | e2e p50 {s['e2e_p50_ms']:.0f} ms p95 {s['e2e_p95_ms']:.0f} ms"
-            f" | skip {s['skip_rate'] * 100:.0f}% | dropped {s['dropped_total']} | out {s['frames_out']}"
+            f"{s['fps']:5.1f} fps | e2e p50 {s['latency_p50_ms']:.0f} ms p95 {s['latency_p95_ms']:.0f} ms"
+            f" | skip {s['skip_rate'] * 100:.0f}% | dropped {s['dropped']} | out {s['frames_out']}"
             f" | {s['engine']} {s['width']}x{s['height']}{flags}"
         )
 

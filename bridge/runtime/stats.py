@@ -45,7 +45,11 @@ class RollingStats:
         for stage, arr in samples.items():
             if arr.size:
                 p50, p95, p99 = np.percentile(arr, [50, 95, 99])
-                out[stage] = {"p50": round(p50, 2), "p95": round(p95, 2), "p99": round(p99, 2)}
+                out[stage] = {
+                    "p50": round(float(p50), 2),
+                    "p95": round(float(p95), 2),
+                    "p99": round(float(p99), 2),
+                }
             else:
                 out[stage] = {"p50": 0.0, "p95": 0.0, "p99": 0.0}
         return out

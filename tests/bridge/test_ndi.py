@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from daemon_helpers import wait_for
 
-from bridge.runtime import PassthroughEngine, Runtime, RuntimeOptions, build_engine
+from bridge.runtime import ModelUnavailable, PassthroughEngine, Runtime, RuntimeOptions, build_engine
 from bridge.sinks import make_sink
 from bridge.sources import open_source
 from bridge.sources.ndi import match_source
@@ -58,10 +58,11 @@ def test_partial_names_match() -> None:
     assert match_source(names, "OBS") is None
 
 
-def _round_trip(ndi_sender, engine, tag: str) -> tuple[list[np.ndarray], Runtime]:
+def _round_trip(ndi_sender, engine, tag: str, count: int = 12) -> tuple[list[np.ndarray], Runtime]:
     uid = f"{tag}{os.getpid()}"
-    ndi_sender(f"sdbt-in-{uid}", W, H, 60.0)
-    config = EngineConfig(model="random:tiny", width=W, height=H, t_index_list=[35])
+    w, h = engine.width, engine.height
+    ndi_sender(f"sdbt-in-{uid}", w, h, 60.0)
+    config = EngineConfig(model="random:tiny", width=w, height=h, t_index_list=[35])
     rt = Runtime(
         open_source(f"ndi:in-{uid}"),  # a partial name
         [make_sink(f"ndi:sdbt-out-{uid}")],
@@ -72,7 +73,7 @@ def _round_trip(ndi_sender, engine, tag: str) -> tuple[list[np.ndarray], Runtime
     rt.start()
     try:
         assert wait_for(lambda: rt.frames_out > 0, 30.0), f"no frame went through: {rt.stats()}"
-        frames = receive(f"sdbt-out-{uid}", 12)
+        frames = receive(f"sdbt-out-{uid}", count)
     finally:
         rt.stop()
     return frames, rt
@@ -91,12 +92,12 @@ def test_ndi_round_trip_passthrough(ndi_sender) -> None:
 
 def test_ndi_round_trip_random_tiny(ndi_sender) -> None:
     try:
-        engine = build_engine(EngineConfig(model="random:tiny", width=W, height=H, t_index_list=[35]))
-    except Exception as exc:  # the engine branch is not merged yet in this build
+        engine = build_engine(EngineConfig(model="random:tiny", width=64, height=64, t_index_list=[35]))
+    except ModelUnavailable as exc:  # a build without the engine package
         print(f"SKIP: random:tiny engine not available: {exc}")
         pytest.skip(f"random:tiny engine not available: {exc}")
-    frames, rt = _round_trip(ndi_sender, engine, "t")
-    assert len(frames) >= 12 and all(f.shape == (H, W, 3) for f in frames)
+    frames, rt = _round_trip(ndi_sender, engine, "t", count=5)
+    assert len(frames) >= 5 and all(f.shape == (64, 64, 3) for f in frames)
     assert rt.stats()["faults"]["engine"] == 0
 
 
