@@ -177,7 +177,9 @@ class StreamEngine:
         self.similarity_filter = live["similarity_filter"]
         self.transition_frames = live["transition_frames"]
         self.transition_curve = live["transition_curve"]
-        self._filter = SimilarityFilter(live["similarity_threshold"], live["max_skip_frame"], seed=config.seed)
+        self._filter = SimilarityFilter(
+            live["similarity_threshold"], live["max_skip_frame"], seed=config.seed
+        )
         self._transition = Transition(self._encoder.blend(self.prompt))
         self._negative_embeds = self._encoder.encode(self.negative_prompt)
         self._noise_gen = torch.Generator(device=self.device)
@@ -186,7 +188,9 @@ class StreamEngine:
 
     # -- seams: the plain PyTorch implementations ----------------------------------------------
     def _torch_unet(self, latents, timesteps, encoder_hidden_states):
-        return self.unet(latents, timesteps, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
+        return self.unet(latents, timesteps, encoder_hidden_states=encoder_hidden_states, return_dict=False)[
+            0
+        ]
 
     def _torch_vae_encode(self, images):
         out = self.vae.encode(images)
@@ -314,13 +318,13 @@ class StreamEngine:
             entry.normal_(generator=self._noise_gen)
         else:
             images = self._images(frames)
-            if self.similarity_filter and self._filter.should_skip(images, allow=self._force == 0):
-                if self._last is not None:
-                    self._counters["frames"] += f
-                    self._counters["skipped"] += f
-                    if prof:
-                        self.last_timings = {"encode": 0.0, "unet": 0.0, "decode": 0.0, "total": 0.0}
-                    return self._last
+            skip_ok = self._last is not None and self._force == 0
+            if self.similarity_filter and self._filter.should_skip(images, allow=skip_ok):
+                self._counters["frames"] += f
+                self._counters["skipped"] += f
+                if prof:
+                    self.last_timings = {"encode": 0.0, "unet": 0.0, "decode": 0.0, "total": 0.0}
+                return self._last
             latents = self.vae_encode_fn(images)
             torch.addcmul(self._rows.beta_noise[:f], self._rows.alpha[:f] * self._scaling, latents, out=entry)
         t1 = self._clock() if prof else 0.0
@@ -424,7 +428,9 @@ class StreamEngine:
         """
         unknown = sorted(set(params) - set(LIVE_KEYS))
         if unknown:
-            raise ValueError(f"unknown engine parameter(s) {', '.join(unknown)}; known: {', '.join(LIVE_KEYS)}")
+            raise ValueError(
+                f"unknown engine parameter(s) {', '.join(unknown)}; known: {', '.join(LIVE_KEYS)}"
+            )
         if "strength" in params and "t_index_list" in params:
             raise ValueError("give t_index_list or strength, not both")
         live = self._validate(params)
