@@ -23,6 +23,8 @@ a controller that floods us never makes the engine fall behind.
 - Bundles are unpacked and all their changes applied at once, whatever their timetag
   (TouchDesigner timestamps what it sends; waiting for it would withhold messages under clock skew).
 - Parameters marked *clamp* take out-of-range numbers and clamp them; the others refuse them.
+- To check a controller's mapping without an engine (or a GPU), run `sd-bridge osc-monitor`: it
+  serves the same addresses and prints every change it accepts and every message it refuses.
 """
 
 FEEDBACK = f"""\

@@ -6,6 +6,10 @@ RANGE, VALUE, ACCESS, CLIPMODE, DESCRIPTION), `GET /sd/guidance` one node, `GET
 supported extensions. Values are read live from the ParamStore. The optional WebSocket
 LISTEN extension is not offered (HOST_INFO says so); controllers get live values from the OSC
 echo instead. The tree is built straight from PARAMS, so it can't disagree with the server.
+
+Why not the `python-oscquery` package: it brings its own OSC server and node tree, which would
+be a second copy of the address space to keep in step with PARAMS, and it lacks LISTEN too; what
+we need of the spec is one JSON tree over http.server, about a hundred lines here.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pytest
 from bridge.control import ParamError, is_safe_name, param, safe_name
 
 
-@pytest.mark.parametrize("name", ["studio_b", "neon-city 02", "Set.v2", "a", "x" * 64])
+@pytest.mark.parametrize("name", ["studio_b", "neon-city 02", "Set.v2", "a", "x" * 64, "console", "COM10x"])
 def test_bare_names_are_accepted(name):
     assert is_safe_name(name)
     assert safe_name(name) == name
@@ -33,6 +33,9 @@ def test_bare_names_are_accepted(name):
         "tab\there",
         "nul\x00",
         "~/x",
+        "CON",
+        "nul.toml",
+        "com1",
     ],
 )
 def test_paths_and_odd_names_are_refused(name):
