@@ -185,13 +185,8 @@ def _run(
         store.set("transition", settings.transition, origin="preset")
     osc = start_osc(store, runtime.stats, osc_host, settings.osc_port, osc_allow, osc_reply_port)
     outs = ", ".join(resolve_auto(s) for s in settings.sinks)
-    log.info(
-        "running: %s -> %s %s -> %s (Ctrl-C stops)",
-        src.name,
-        kind,
-        config.model if kind == "stream" else "",
-        outs,
-    )
+    what = f"{kind} {config.model}" if kind == "stream" else kind
+    log.info("running: %s -> %s -> %s (Ctrl-C stops)", src.name, what, outs)
     runtime.start()
     try:
         _main_loop(runtime, seconds, quiet)

@@ -506,6 +506,10 @@ class Runtime:
                     self._stats.add("e2e", done - frame.t_capture)
                     self._stats.frame_out(done)
                     self.frames_out += 1
+                    if self.frames_out == 1:
+                        log.info("first frame out, %.0f ms after start", (done - self._t_start) * 1000)
+                    if self.frames_out == 1:
+                        log.info("first frame out, %.0f ms after start", (done - self._t_start) * 1000)
                     if self.options.max_frames is not None and self.frames_out >= self.options.max_frames:
                         self.stop_event.set()
                         break

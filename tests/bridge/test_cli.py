@@ -47,16 +47,12 @@ def test_sigterm_stops_a_running_daemon_within_about_a_second(tmp_path: Path) ->
     lines = []
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # readline returns "" at EOF, so this cannot hang
             line = proc.stderr.readline()
             lines.append(line)
-            if "running:" in line or not line:
+            if "first frame out" in line or not line:
                 break
-        assert any("running:" in ln for ln in lines), "".join(lines)
-        # let some frames through, then terminate
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 2000):
-            time.sleep(0.05)
+        assert any("running:" in ln for ln in lines) and "first frame out" in lines[-1], "".join(lines)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _, rest = proc.communicate(timeout=10)
