@@ -192,6 +192,7 @@ def _run(
         _main_loop(runtime, seconds, quiet)
     finally:
         runtime.stop(timeout=1.0)
+        runtime.close_windows()
         if osc is not None:
             osc.stop()
     s = runtime.stats()
@@ -248,18 +249,22 @@ def _main_loop(runtime: Any, seconds: float | None, quiet: bool) -> None:
     tty = sys.stderr.isatty()
     start = time.monotonic()
     last_print = start
+    tick = 1 / 60 if runtime.needs_pump else (0.25 if tty else 0.5)
+    last_status = start
     try:
-        while not stop.wait(0.25 if tty else 0.5):
+        while not stop.wait(tick):
+            runtime.pump()
             now = time.monotonic()
             if seconds is not None and now - start >= seconds:
                 stop.set()
                 break
             if quiet:
                 continue
-            if tty:
+            if tty and now - last_status >= 0.25:
+                last_status = now
                 sys.stderr.write("\r\x1b[K" + runtime.status_line())
                 sys.stderr.flush()
-            elif now - last_print >= 10.0:
+            elif not tty and now - last_print >= 10.0:
                 sys.stderr.write("sd-bridge: " + runtime.status_line() + "\n")
                 last_print = now
     finally:

@@ -132,6 +132,31 @@ class Runtime:
             t.join(max(0.0, deadline - time.monotonic()))
 
     @property
+    def needs_pump(self) -> bool:
+        """Whether some sink (a preview window) must be pumped from the main thread."""
+        return any(hasattr(s, "pump") for s in self.sinks)
+
+    def pump(self) -> None:
+        """Main thread: let window sinks draw and read keys. A failing window is logged and dropped."""
+        for sink in [s for s in self.sinks if hasattr(s, "pump")]:
+            try:
+                sink.pump()  # type: ignore[attr-defined]
+            except Exception as exc:
+                self.faults["sink"] += 1
+                log.warning("sink %s: %s (preview off; the other sinks carry on)", sink.name, one_line(exc))
+                self.sinks = [s for s in self.sinks if s is not sink]
+            if getattr(sink, "stop_requested", False):
+                log.info("stop requested from the preview window")
+                self.stop_event.set()
+
+    def close_windows(self) -> None:
+        """Main thread, after stop(): close preview windows."""
+        for sink in self.sinks:
+            destroy = getattr(sink, "destroy", None)
+            if destroy is not None:
+                destroy()
+
+    @property
     def running(self) -> bool:
         return not self.stop_event.is_set()
 
@@ -513,9 +538,6 @@ class Runtime:
                     if self.options.max_frames is not None and self.frames_out >= self.options.max_frames:
                         self.stop_event.set()
                         break
-                if any(getattr(s, "stop_requested", False) for s in self.sinks):
-                    log.info("stop requested from the preview window")
-                    self.stop_event.set()
         finally:
             for s in self.sinks:
                 if opened.get(id(s)) is not None:

@@ -59,9 +59,45 @@ def test_window_sink_shows_frames_that_screen_capture_sees(display: str) -> None
         end = time.monotonic() + 10
         while time.monotonic() < end and not found:
             sink.write(frame, status="12.0 fps")
+            sink.pump()  # the main thread draws
             shot = src.read()
             found = bool(np.all(np.abs(shot.astype(int) - colour) <= 2, axis=-1).sum() > 2000)
     finally:
         src.close()
         sink.close()
+        sink.destroy()
     assert found, "the window's colour never appeared on the display"
+
+
+def test_run_with_a_window_under_xvfb(display: str, tmp_path) -> None:
+    """`sd-bridge run --sink auto` picks the window when there is a display and draws from the main thread."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, DISPLAY=display, PYTHONPATH=str(root))
+    cmd = [
+        sys.executable,
+        "-m",
+        "bridge",
+        "run",
+        "--engine",
+        "passthrough",
+        "--width",
+        "64",
+        "--height",
+        "64",
+    ]
+    r = subprocess.run(
+        cmd + ["--frames", "20", "--osc-port", "0"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "-> window" in r.stderr and "stopped: 20 frames out" in r.stderr
+    assert "faults none" in r.stderr and not (tmp_path / "out").exists()
