@@ -69,6 +69,9 @@ def run(
         None, "--osc-allow", help="Client addresses allowed to send (repeatable)."
     ),
     osc_reply_port: int = typer.Option(None, "--osc-reply-port", help="Send status replies to this port."),
+    profile: bool = typer.Option(
+        False, "--profile", help="Time the engine's encode/unet/decode in the stats."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -97,7 +100,9 @@ def run(
         "osc_port": osc_port,
     }
     try:
-        code = _run(overrides, preset, fallback, frames, seconds, quiet, osc_host, osc_allow, osc_reply_port)
+        code = _run(
+            overrides, preset, fallback, frames, seconds, quiet, osc_host, osc_allow, osc_reply_port, profile
+        )
     except BridgeError as exc:
         log.error("%s", exc)
         raise typer.Exit(1) from None
@@ -135,6 +140,7 @@ def _run(
     osc_host: str,
     osc_allow: list[str] | None,
     osc_reply_port: int | None,
+    profile: bool = False,
 ) -> int:
     from bridge.control.store import ParamStore
     from bridge.runtime import ModelUnavailable, PassthroughEngine, Runtime, RuntimeOptions, build_engine
@@ -177,7 +183,13 @@ def _run(
     else:
         eng = PassthroughEngine(config.width, config.height, config.frame_buffer_size)
     store = ParamStore()
-    options = RuntimeOptions(fps=settings.fps, fit=settings.fit, max_frames=frames)  # type: ignore[arg-type]
+    options = RuntimeOptions(
+        fps=settings.fps,
+        fit=settings.fit,  # type: ignore[arg-type]
+        max_frames=frames,
+        profile=profile,
+        allowed_models={config.model},
+    )
     runtime = Runtime(
         src, sinks, eng, config, store=store, factory=factory_for(kind), options=options, engine_name=kind
     )

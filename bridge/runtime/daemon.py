@@ -56,6 +56,8 @@ class RuntimeOptions:
     allowed_models: set[str] = field(default_factory=set)
     """Models a live `model` change may switch to (plus the config's and the presets')."""
     presets_folder: Path | None = None
+    profile: bool = False
+    """Ask the engine for its per-stage timings (encode/unet/decode; on CUDA this adds syncs)."""
     retry_s: float = 0.5
     """First back-off before reopening a failed source or sink (doubles up to 5 s)."""
 
@@ -111,6 +113,7 @@ class Runtime:
         self._source_down_logged = False
         self._threads: list[threading.Thread] = []
         self._sync_store_from_config(config)
+        self._set_profile(engine)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -292,10 +295,21 @@ class Runtime:
             outputs = self._process(batch)
             t1 = time.perf_counter()
             self._stats.add("engine", t1 - t0)
+            self._record_engine_timings()
             for f in outputs:
                 f.times["engine"] = t1
             self._last_out = outputs
             self._out.put(outputs)
+
+    def _record_engine_timings(self) -> None:
+        """With `options.profile`, the engine's own stages (encode, unet, decode) join the stats."""
+        if not self.options.profile:
+            return
+        timings = getattr(self.engine, "last_timings", None) or {}
+        for name in ("encode", "unet", "decode"):
+            ms = timings.get(name)
+            if isinstance(ms, (int, float)):
+                self._stats.add(f"engine.{name}", ms / 1000.0)
 
     def _take_batch(self) -> list[Frame] | None:
         n = max(1, int(self.engine.frame_buffer_size))
@@ -486,6 +500,7 @@ class Runtime:
             return
         engine, cfg = ready
         self._update_engine_on(engine)
+        self._set_profile(engine)
         self.engine, self.config = engine, cfg
         self._bridge = TensorBridge(engine.device, engine.dtype)
         self._size = (cfg.width, cfg.height)
@@ -493,6 +508,10 @@ class Runtime:
         self._pending_meta.clear()
         self.rebuilds += 1
         log.info("engine ready: %s %dx%d", cfg.model, cfg.width, cfg.height)
+
+    def _set_profile(self, engine: FrameEngine) -> None:
+        if self.options.profile and hasattr(engine, "profile"):
+            engine.profile = True  # type: ignore[attr-defined]
 
     def _update_engine_on(self, engine: FrameEngine) -> None:
         """Carry the live values over to a freshly built engine."""
@@ -531,8 +550,6 @@ class Runtime:
                     self._stats.add("e2e", done - frame.t_capture)
                     self._stats.frame_out(done)
                     self.frames_out += 1
-                    if self.frames_out == 1:
-                        log.info("first frame out, %.0f ms after start", (done - self._t_start) * 1000)
                     if self.frames_out == 1:
                         log.info("first frame out, %.0f ms after start", (done - self._t_start) * 1000)
                     if self.options.max_frames is not None and self.frames_out >= self.options.max_frames:

@@ -27,7 +27,7 @@ def test_live_params_and_a_background_resolution_rebuild_on_random_tiny() -> Non
         config,
         store=store,
         factory=factory_for("stream"),
-        options=RuntimeOptions(fps=30),
+        options=RuntimeOptions(fps=30, profile=True),
         engine_name="stream",
     )
     rt.start()
@@ -43,5 +43,6 @@ def test_live_params_and_a_background_resolution_rebuild_on_random_tiny() -> Non
         s = rt.stats()
         assert s["faults"]["engine"] == 0 and s["rebuilds"] == 1 and s["width"] == 80
         assert s["engine_stats"]["frames"] > 0
+        assert s["latency_ms"]["engine.unet"]["p50"] > 0  # the engine's own stages, with --profile
     finally:
         rt.stop()
