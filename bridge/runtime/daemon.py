@@ -255,7 +255,11 @@ class Runtime:
                 if img is None:
                     continue
                 w, h = self._size
-                last = fit(img, w, h, self._fit)
+                try:
+                    last = fit(img, w, h, self._fit)
+                except Exception as exc:  # e.g. a frame of an unexpected shape: skip it
+                    self._source_fault(exc, "frame")
+                    continue
                 index = self._put_frame(last, index, t0)
         finally:
             if opened:
@@ -284,22 +288,31 @@ class Runtime:
     # -- engine loop ----------------------------------------------------------------------
     def _engine_loop(self) -> None:
         while not self.stop_event.is_set():
-            self._apply_control()
-            self._swap_if_ready()
-            batch = self._take_batch()
-            if batch is None:
-                continue
-            t0 = time.perf_counter()
-            for f in batch:
-                self._stats.add("queue", t0 - f.times["captured"])
-            outputs = self._process(batch)
-            t1 = time.perf_counter()
-            self._stats.add("engine", t1 - t0)
-            self._record_engine_timings()
-            for f in outputs:
-                f.times["engine"] = t1
-            self._last_out = outputs
-            self._out.put(outputs)
+            try:
+                self._engine_step()
+            except Exception as exc:  # a bug here must not end the show: log it and go on
+                self.once.warn(
+                    f"loop:engine:{one_line(exc)}", f"engine loop: {type(exc).__name__}: {one_line(exc)}"
+                )
+                self.stop_event.wait(0.01)
+
+    def _engine_step(self) -> None:
+        self._apply_control()
+        self._swap_if_ready()
+        batch = self._take_batch()
+        if batch is None:
+            return
+        t0 = time.perf_counter()
+        for f in batch:
+            self._stats.add("queue", t0 - f.times["captured"])
+        outputs = self._process(batch)
+        t1 = time.perf_counter()
+        self._stats.add("engine", t1 - t0)
+        self._record_engine_timings()
+        for f in outputs:
+            f.times["engine"] = t1
+        self._last_out = outputs
+        self._out.put(outputs)
 
     def _record_engine_timings(self) -> None:
         """With `options.profile`, the engine's own stages (encode, unet, decode) join the stats."""
@@ -334,6 +347,8 @@ class Runtime:
         images = [b.image if b.image.shape[:2] == (h, w) else fit(b.image, w, h, self._fit) for b in batch]
         try:
             result = self.engine(self._bridge.to_tensor(images))
+            if not bool(self._bridge.torch.isfinite(result).all()):
+                raise BridgeError("the engine returned NaN or inf values")  # black frames are worse
             out_images = self._bridge.to_uint8(result)
             if len(out_images) != len(batch) or out_images[0].ndim != 3 or out_images[0].shape[2] != 3:
                 raise BridgeError(
@@ -542,7 +557,10 @@ class Runtime:
                 batch = self._out.get(0.1)
                 if batch is None:
                     continue
-                status = self.status_line()
+                try:
+                    status = self.status_line()
+                except Exception:  # the overlay is cosmetic
+                    status = ""
                 for frame in batch:
                     self._write_all(frame, status, opened, retry_at, backoff)
                     done = time.perf_counter()

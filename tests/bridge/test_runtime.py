@@ -88,8 +88,10 @@ def test_faults_do_not_stop_the_show(caplog: pytest.LogCaptureFixture) -> None:
     assert len(engine_lines) <= 2, [r.getMessage() for r in engine_lines]
 
 
-def test_engine_errors_output_the_input() -> None:
-    engine = InvertEngine(fail_every=1)  # every frame fails
+@pytest.mark.parametrize(
+    "engine", [InvertEngine(fail_every=1), InvertEngine(nan=True)], ids=["raises", "nan"]
+)
+def test_engine_errors_output_the_input(engine: InvertEngine) -> None:
     sink = ListSink()
     rt = make_runtime(open_source("pattern", fps=60), [sink], engine)
     run_until(rt, lambda: len(sink.frames) >= 5)
