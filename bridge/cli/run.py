@@ -154,6 +154,12 @@ def _run(
     config = settings.config
     src = open_source(settings.source, fps=settings.fps)
     sinks = [make_sink(s) for s in settings.sinks]
+    for part in (src, *sinks):
+        # A backend that cannot work here at all (no Spout off Windows, no v4l2loopback, no display)
+        # is a one-line error now, before the model loads; anything else is retried while running.
+        check = getattr(part, "preflight", None)
+        if check is not None:
+            check()
     kind = settings.engine
     if kind == "stream":
         log.info("loading %s (%dx%d)...", config.model, config.width, config.height)

@@ -38,6 +38,9 @@ class WindowSink:
         self._lock = threading.Lock()
         self._window = False
 
+    def preflight(self) -> None:
+        self.open(64, 64, 30.0)
+
     def open(self, width: int, height: int, fps: float) -> None:
         if not has_display():
             raise BackendMissing("window: no display (DISPLAY is not set); use --sink file:out/sd-bridge.mp4")

@@ -59,6 +59,9 @@ class NdiSource:
         self._last = 0.0
         self.source_name: str | None = None
 
+    def preflight(self) -> None:
+        import_cyndilib()
+
     def open(self, width: int, height: int) -> None:
         finder_mod, receiver_mod, video_mod, ndi_recv = import_cyndilib()
         if self._finder is None:

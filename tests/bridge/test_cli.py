@@ -108,7 +108,9 @@ def test_fallback_passthrough_keeps_serving(tmp_path: Path) -> None:
     assert "running passthrough" in r.stderr and "stopped: 10 frames out" in r.stderr
 
 
-def test_bad_input_is_one_line(tmp_path: Path, caplog) -> None:
+def test_bad_input_is_one_line(tmp_path: Path, caplog, monkeypatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     runner = CliRunner()
     for args, expected in [
         (["run", "--source", "webcam"], "key 'source' expects a source spec"),
@@ -116,6 +118,10 @@ def test_bad_input_is_one_line(tmp_path: Path, caplog) -> None:
         (["run", "--width", "100"], "command line: key 'width' expects"),
         (["run", "--preset", "../../etc/passwd"], "passwd"),
         (["run", "--preset", "no-such-preset"], "not found"),
+        (["run", "--engine", "passthrough", "--source", "screen"], "needs a display"),
+        (["run", "--engine", "passthrough", "--source", "spout:TD"], "Spout exists only on Windows"),
+        (["run", "--engine", "passthrough", "--sink", "spout:out"], "Spout exists only on Windows"),
+        (["run", "--engine", "passthrough", "--sink", "vcam"], "vcam"),
     ]:
         caplog.clear()
         with caplog.at_level(logging.ERROR, logger="sd-bridge"):
