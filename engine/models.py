@@ -308,6 +308,11 @@ def _finish(unet, vae, text_encoder, tokenizer, scheduler, device, dtype, spec: 
 
 def fuse_lora(models: Models, lora: str, say: Progress) -> None:
     """Fuse a LoRA (LCM-LoRA) into the UNet and text encoder weights, then drop the adapters."""
+    path = Path(lora).expanduser()
+    if path.is_file():
+        source, weight_name = str(path.parent), path.name
+    else:
+        source, weight_name = str(_local_or_hub(lora, ["*.safetensors", "*.json"], say)), None
     try:
         import peft  # noqa: F401  (diffusers' LoRA loading needs it)
     except ImportError:
@@ -317,11 +322,6 @@ def fuse_lora(models: Models, lora: str, say: Progress) -> None:
         ) from None
     from diffusers import StableDiffusionPipeline
 
-    path = Path(lora).expanduser()
-    if path.is_file():
-        source, weight_name = str(path.parent), path.name
-    else:
-        source, weight_name = str(_local_or_hub(lora, ["*.safetensors", "*.json"], say)), None
     say(f"fusing LoRA {lora}")
     pipe = StableDiffusionPipeline(
         vae=models.vae,

@@ -86,7 +86,7 @@ class _UNetBatch:
 class _Rows:
     """Per-row coefficients (B, 1, 1, 1) and noise (B, 4, h, w), on the device in the engine dtype."""
 
-    names = ("a", "neg_bc", "alpha", "k1", "neg_k2", "noise", "noise_next", "beta_noise")
+    names = ("a", "neg_bc", "alpha", "k1", "neg_k2", "noise", "noise_next", "beta_noise", "alpha_in")
 
     def __init__(self, **tensors: torch.Tensor) -> None:
         for k in self.names:
@@ -275,6 +275,7 @@ class StreamEngine:
             "noise": noise,
             "noise_next": self._stage_noise.roll(-1, 0).repeat_interleave(f, 0),
             "beta_noise": beta_noise,
+            "alpha_in": _per_row(st.alpha * self._scaling, f),  # noising of fresh raw VAE latents
         }
         return _Rows(**{k: v.to(device=self.device, dtype=self.dtype) for k, v in rows.items()})
 
@@ -326,7 +327,7 @@ class StreamEngine:
                     self.last_timings = {"encode": 0.0, "unet": 0.0, "decode": 0.0, "total": 0.0}
                 return self._last
             latents = self.vae_encode_fn(images)
-            torch.addcmul(self._rows.beta_noise[:f], self._rows.alpha[:f] * self._scaling, latents, out=entry)
+            torch.addcmul(self._rows.beta_noise[:f], self._rows.alpha_in[:f], latents, out=entry)
         t1 = self._clock() if prof else 0.0
         if self._transition.active:
             self._write_text(self._transition.advance())

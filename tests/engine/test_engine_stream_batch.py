@@ -115,3 +115,15 @@ def test_stage_coefficients_match_scheduler(tiny_models):
     assert st.timesteps.tolist() == [999, 299]
     abar = tiny_models.scheduler.alphas_cumprod[299].double()
     assert torch.isclose(st.alpha[1], abar.sqrt()) and torch.isclose(st.beta[1], (1 - abar).sqrt())
+
+
+def test_engine_satisfies_frame_engine(make_engine):
+    from engine import FrameEngine
+
+    eng = make_engine(frame_buffer_size=2)
+    assert isinstance(eng, FrameEngine)
+    assert (eng.width, eng.height, eng.frame_buffer_size) == (64, 64, 2)
+    assert eng.device.type == "cpu" and eng.dtype == torch.float32
+    out = eng(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2, 3, 64, 64) and out.device == eng.device
+    assert {"frames", "skipped"} <= set(eng.stats())
