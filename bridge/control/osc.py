@@ -287,8 +287,8 @@ class OscServer:
             bucket = self._error_buckets.get(client)
             if bucket is None:
                 bucket = self._error_buckets[client] = TokenBucket(ERROR_REPLIES_PER_S, ERROR_REPLIES_PER_S)
-            allowed = bucket.take()
-        if allowed:
+            may_reply = bucket.take()
+        if may_reply:  # a flood of bad input must not become a flood of replies
             self._send(client, "/sd/error", [message])
 
     def _touch(self, client: Client) -> None:
