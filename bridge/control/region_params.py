@@ -47,22 +47,15 @@ SHAPES = ("rect", "ellipse")
 
 @dataclass(frozen=True)
 class RectParam(Param):
-    """Four numbers x y w h in [0, 1] (sent as one OSC message with four floats).
-
-    Declared with kind INT_LIST so that anything treating list kinds generically (the OSC
-    server gathering all arguments) hands it the whole argument list; `coerce` takes floats.
-    """
+    """A FLOAT_LIST of exactly four numbers x y w h in [0, 1] (one OSC message, four floats)."""
 
     def expects(self) -> str:
         return "four numbers x y w h in [0, 1]"
 
     def coerce(self, value: Any) -> list[float]:
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or len(value) != 4:
+        if isinstance(value, (list, tuple)) and len(value) != 4:
             raise self._error(value)
-        out = [self._number(v, integral=False) for v in value]
-        if any(not 0.0 <= v <= 1.0 for v in out):
-            raise self._error(value)
-        return out
+        return super().coerce(value)
 
 
 @dataclass(frozen=True)
@@ -115,7 +108,7 @@ def _slot_params(n: int) -> tuple[Param, ...]:
         ),
         RectParam(
             base + "rect",
-            Kind.INT_LIST,
+            Kind.FLOAT_LIST,
             [0.0, 0.0, 1.0, 1.0],
             Cost.FRAME,
             f"Brush {n}: rectangle x y w h (normalised, top-left origin) for the rect/ellipse mask.",
