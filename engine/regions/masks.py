@@ -37,7 +37,8 @@ def as_mask(mask: Any, name: str = "mask") -> torch.Tensor:
         ok = mask.dtype == np.bool_ or mask.dtype == np.uint8 or np.issubdtype(mask.dtype, np.floating)
         if not ok:
             raise MaskError(_dtype_error(name, mask.dtype))
-        t = torch.from_numpy(np.ascontiguousarray(mask))
+        arr = np.ascontiguousarray(mask)
+        t = torch.from_numpy(arr if arr.flags.writeable else arr.copy())
     elif isinstance(mask, torch.Tensor):
         t = mask.detach()
     else:

@@ -1,6 +1,7 @@
 """Mask preparation, fusion weights and embedding mixing, as pure functions."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -90,6 +91,11 @@ def test_masks_of_every_accepted_kind():
     assert torch.equal(as_mask(np.array([[True, False]])), torch.tensor([[1.0, 0.0]]))
     assert as_mask(torch.ones(1, 3, 5, dtype=torch.float16)).shape == (3, 5)
     assert as_mask(np.ones((3, 5, 1))).dtype == torch.float32
+    frozen = np.ones((3, 5), np.float32)
+    frozen.setflags(write=False)  # as MaskLibrary hands out its cached masks
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert as_mask(frozen).sum() == 15
 
 
 def test_brush_validates_its_numbers():
