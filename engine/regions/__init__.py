@@ -2,24 +2,30 @@
 
 A background prompt plus up to `MAX_BRUSHES` brushes, each a prompt painted through a mask;
 their noise predictions come from one batched UNet call and are fused per latent pixel.
-Pure torch: no model is loaded here; the engine passes its text encoder in.
+Pure torch: no model is loaded here; the engine passes its text encoder in and plugs
+`build_conditioning(...)` into its conditioning seam (`engine.conditioning`).
 """
 
 from .brush import MAX_BRUSHES, Brush, as_brush, as_brushes
-from .fusion import expand_rows, fuse_predictions, mix_embeddings, region_weights, stack_conditions
+from .conditioning import RegionalConditioning, build_conditioning
+from .fusion import (
+    fuse_groups,
+    mix_embeddings,
+    region_weights,
+    stack_conditions,
+)
 from .masks import MaskError, as_mask, gaussian_blur, prepare_mask, resize_mask
-from .state import RegionalPrompts
 
 __all__ = [
     "MAX_BRUSHES",
     "Brush",
     "MaskError",
-    "RegionalPrompts",
+    "RegionalConditioning",
     "as_brush",
     "as_brushes",
     "as_mask",
-    "expand_rows",
-    "fuse_predictions",
+    "build_conditioning",
+    "fuse_groups",
     "gaussian_blur",
     "mix_embeddings",
     "prepare_mask",

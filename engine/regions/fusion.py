@@ -2,7 +2,8 @@
 
 With P = 1 + K prompts (background first, then K brushes) the UNet runs once on a batch in
 which each prompt's rows are the stream batch's R rows, prompt-major:
-``[bg rows 0..R-1, brush 1 rows 0..R-1, ..., brush K rows 0..R-1]``.
+``[bg rows 0..R-1, brush 1 rows 0..R-1, ..., brush K rows 0..R-1]``; the engine hands the text
+predictions over as (P, R, C, h, w).
 
 The per-prompt predictions are averaged per latent pixel with weights
 ``w_bg = clip(1 - sum_k m_k, 0, 1)`` and ``w_k = m_k / max(1, sum_k m_k)``
@@ -29,20 +30,11 @@ def region_weights(masks: torch.Tensor) -> torch.Tensor:
     return torch.cat([background[None], brushes], dim=0)
 
 
-def expand_rows(x: torch.Tensor, prompts: int) -> torch.Tensor:
-    """Repeat a stream batch (R, ...) once per prompt, prompt-major: (prompts * R, ...)."""
-    if prompts == 1:
-        return x
-    return x.repeat(prompts, *([1] * (x.ndim - 1)))
-
-
-def fuse_predictions(pred: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Fuse prompt-major predictions (P * R, C, h, w) with weights (P, h, w) into (R, C, h, w)."""
-    p = weights.shape[0]
-    if pred.shape[0] % p:
-        raise ValueError(f"{pred.shape[0]} prediction rows do not split into {p} prompts")
-    stacked = pred.view(p, pred.shape[0] // p, *pred.shape[1:])
-    return (stacked * weights[:, None, None].to(pred.dtype)).sum(dim=0)
+def fuse_groups(pred: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Fuse grouped predictions (P, R, C, h, w) with weights (P, h, w) into (R, C, h, w)."""
+    if pred.shape[0] != weights.shape[0]:
+        raise ValueError(f"{pred.shape[0]} prediction groups for {weights.shape[0]} weights")
+    return (pred * weights[:, None, None].to(pred.dtype)).sum(dim=0)
 
 
 def mix_embeddings(background: torch.Tensor, brush: torch.Tensor, strength: float) -> torch.Tensor:
@@ -63,8 +55,8 @@ def stack_conditions(
 ) -> torch.Tensor:
     """Prompt-major text conditions (P * R, L, D): the background's R rows, then each brush's.
 
-    `background` is the stream batch's conditioning (R, L, D); each brush is (1, L, D) and is
-    mixed with the background row by row at its strength.
+    `background` is (R, L, D) (the engine passes its (1, L, D) prompt embeddings); each brush is
+    (1, L, D) and is mixed with the background at its strength.
     """
     rows = [background]
     for emb, s in zip(brushes, strengths, strict=True):

@@ -12,8 +12,7 @@ from engine.regions import (
     MaskError,
     as_brushes,
     as_mask,
-    expand_rows,
-    fuse_predictions,
+    fuse_groups,
     gaussian_blur,
     mix_embeddings,
     prepare_mask,
@@ -122,26 +121,20 @@ def test_weights_background_fills_what_brushes_leave_and_overlaps_share():
 
 def test_fusion_full_mask_is_the_brush_and_zero_mask_is_the_background():
     g = torch.Generator().manual_seed(1)
-    pred = torch.randn(2 * 3, 4, 8, 8, generator=g)  # 2 prompts x 3 stream rows
-    full = fuse_predictions(pred, region_weights(torch.ones(1, 8, 8)))
-    assert torch.equal(full, pred[3:])
-    none = fuse_predictions(pred, region_weights(torch.zeros(1, 8, 8)))
-    assert torch.equal(none, pred[:3])
+    pred = torch.randn(2, 3, 4, 8, 8, generator=g)  # 2 prompts x 3 stream rows
+    full = fuse_groups(pred, region_weights(torch.ones(1, 8, 8)))
+    assert torch.equal(full, pred[1])
+    none = fuse_groups(pred, region_weights(torch.zeros(1, 8, 8)))
+    assert torch.equal(none, pred[0])
 
 
 def test_fusion_disjoint_masks_pick_each_prompts_prediction():
     g = torch.Generator().manual_seed(2)
-    pred = torch.randn(3 * 2, 4, 8, 8, generator=g)
+    pred = torch.randn(3, 2, 4, 8, 8, generator=g)
     masks = torch.stack([half_mask(left=True), half_mask(left=False)])
-    fused = fuse_predictions(pred, region_weights(masks))
-    assert torch.equal(fused[..., :4], pred[2:4, ..., :4])
-    assert torch.equal(fused[..., 4:], pred[4:6, ..., 4:])
-
-
-def test_expand_rows_is_prompt_major():
-    x = torch.arange(3.0)
-    assert expand_rows(x, 2).tolist() == [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]
-    assert expand_rows(x, 1) is x
+    fused = fuse_groups(pred, region_weights(masks))
+    assert torch.equal(fused[..., :4], pred[1, ..., :4])
+    assert torch.equal(fused[..., 4:], pred[2, ..., 4:])
 
 
 def test_strength_mixes_embeddings():
