@@ -3,6 +3,7 @@
 import socket
 import time
 
+import torch
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bridge.control import PARAMS, ParamStore
@@ -60,3 +61,31 @@ def test_rect_echoes_as_floats():
     rect = next(p for p in REGION_PARAMS if p.name == "region.0.rect")
     assert encode(rect, [0.25, 0.0, 0.5, 1.0]) == [0.25, 0.0, 0.5, 1.0]
     assert type_tags(rect) == "ffff"
+
+
+def test_osc_regions_reach_the_next_frame(make_engine, frames):
+    common = dict(t_index_list=[30], cfg_type="none")  # no residual carried from frame to frame
+    eng = make_engine(**common)
+    before = eng(frames[0])
+    store = ParamStore(PARAMS + REGION_PARAMS)
+    store.drain()
+    with (
+        OscServer(store, host="127.0.0.1", port=0, advertise=False) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+    ):
+        port = server.address[1]
+        send(sock, port, "/sd/region/0/prompt", "fire")
+        send(sock, port, "/sd/region/0/rect", 0.0, 0.0, 1.0, 1.0)
+        send(sock, port, "/sd/region/0/blur", 0.0)
+        send(sock, port, "/sd/region/0/enabled", 1)
+        assert wait_for(lambda: store.get("region.0.enabled")), "OSC message did not arrive"
+    # what the runtime does between frames when a region parameter changed
+    changes = store.drain()
+    assert any(is_region_param(n) for n in changes)
+    built = build_regions(store.snapshot(), (eng.height, eng.width))
+    eng.update(regions=built.regions)
+    after = eng(frames[0])
+    assert eng.stats()["unet_batch"] == 2
+    expected = make_engine(prompt="fire", **common)(frames[0])
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-4)  # full-frame brush = its prompt
+    assert not torch.allclose(after, before, atol=1e-3)
