@@ -206,3 +206,33 @@ def _slot_mask(
     if library is None:
         raise MaskSourceError(f"no masks folder configured for {spec!r}")
     return library.load(spec)
+
+
+_PRESET_FIELDS = ("prompt", "enabled", "strength", "alpha", "blur", "rect", "mask")
+_BY_NAME = {p.name: p for p in REGION_PARAMS}
+
+
+def region_values_from_preset(entries: Any) -> dict[str, Any]:
+    """A preset's ``[[regions]]`` list as store values for all eight slots.
+
+    Entry i fills slot i (``enabled`` defaults to true there); the slots after the last entry
+    get their defaults (disabled), so loading a preset replaces the regions in use. Every value
+    goes through the same `Param` as OSC; a bad one raises ParamError naming the entry and key.
+    """
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise ParamError("regions expects a list of tables ([[regions]] in TOML)")
+    if len(entries) > REGION_SLOTS:
+        raise ParamError(f"regions holds at most {REGION_SLOTS} entries, got {len(entries)}")
+    values: dict[str, Any] = {p.name: p.default for p in REGION_PARAMS}
+    for i, entry in enumerate(entries):
+        unknown = sorted(set(entry) - set(_PRESET_FIELDS))
+        if unknown:
+            raise ParamError(f"regions[{i}]: unknown keys {unknown}; known: {', '.join(_PRESET_FIELDS)}")
+        values[f"{PREFIX}{i}.enabled"] = True
+        for key, raw in entry.items():
+            name = f"{PREFIX}{i}.{key}"
+            try:
+                values[name] = _BY_NAME[name].coerce(raw)
+            except ParamError as exc:
+                raise ParamError(f"regions[{i}].{key}: {exc}") from None
+    return values

@@ -107,3 +107,45 @@ def test_png_and_source_masks_and_their_problems(tmp_path):
     missing = build_regions(s.snapshot(), (8, 8), MaskLibrary(tmp_path), frame)
     assert [r["prompt"] for r in missing.regions] == ["sky"]
     assert missing.problems == [f"region 1: mask 'gone.png' not found in {tmp_path}"]
+
+
+def test_presets_hold_regions():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    data = tomllib.loads(
+        """
+prompt = "a city at night"
+[[regions]]
+prompt = "a wall of fire"
+rect = [0.0, 0.0, 0.33, 1.0]
+blur = 16
+[[regions]]
+prompt = "a calm lake"
+mask = "bottom.png"
+strength = 0.8
+enabled = false
+"""
+    )
+    from bridge.control.region_params import region_values_from_preset
+
+    values = region_values_from_preset(data["regions"])
+    assert values["region.0.prompt"] == "a wall of fire" and values["region.0.enabled"] is True
+    assert values["region.0.rect"] == [0.0, 0.0, 0.33, 1.0] and values["region.0.blur"] == 16.0
+    assert values["region.1.mask"] == "bottom.png" and values["region.1.enabled"] is False
+    assert values["region.2.enabled"] is False and values["region.7.prompt"] == ""
+    s = store()
+    s.update(values)  # what loading the preset does
+    built = build_regions(s.snapshot(), (8, 8))
+    assert [r["prompt"] for r in built.regions] == ["a wall of fire"]
+
+    with pytest.raises(ParamError, match=r"regions\[0\]\.rect: /sd/region/0/rect expects four numbers"):
+        region_values_from_preset([{"prompt": "x", "rect": [0, 0, 1]}])
+    with pytest.raises(ParamError, match=r"regions\[0\]: unknown keys \['colour'\]"):
+        region_values_from_preset([{"prompt": "x", "colour": "red"}])
+    with pytest.raises(ParamError, match="at most 8"):
+        region_values_from_preset([{"prompt": "x"}] * 9)
+    with pytest.raises(ParamError, match="list of tables"):
+        region_values_from_preset({"prompt": "x"})
