@@ -208,6 +208,37 @@ def _slot_mask(
     return library.load(spec)
 
 
+class RegionFeed:
+    """Turns region parameters and mask frames into `engine.update(regions=...)`, between frames.
+
+    ``regions = feed.poll(changes, store.snapshot(), mask_frame, fresh)``: `changes` is what
+    `ParamStore.drain()` returned, `mask_frame` the mask source's newest frame (or None) and
+    `fresh` whether that frame arrived since the last poll. It returns the list to pass to
+    ``engine.update(regions=...)`` when the regions changed (a region parameter, or a fresh
+    mask frame while a brush uses the mask source), else None. Slots left out (a missing PNG)
+    are named in `problems`, for the caller to log.
+    """
+
+    def __init__(self, size: tuple[int, int], masks_dir: str | None = None) -> None:
+        self.size = size
+        self.library = MaskLibrary(masks_dir) if masks_dir else None
+        self.problems: list[str] = []
+
+    def poll(
+        self,
+        changes: Mapping[str, Any],
+        values: Mapping[str, Any],
+        mask_frame: np.ndarray | None = None,
+        fresh: bool = False,
+    ) -> list[dict[str, Any]] | None:
+        touched = any(is_region_param(n) for n in changes)
+        if not touched and not (fresh and mask_frame is not None and uses_mask_source(values)):
+            return None
+        built = build_regions(values, self.size, self.library, mask_frame)
+        self.problems = built.problems
+        return built.regions
+
+
 _PRESET_FIELDS = ("prompt", "enabled", "strength", "alpha", "blur", "rect", "mask")
 _BY_NAME = {p.name: p for p in REGION_PARAMS}
 

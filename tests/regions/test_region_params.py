@@ -149,3 +149,25 @@ enabled = false
         region_values_from_preset([{"prompt": "x"}] * 9)
     with pytest.raises(ParamError, match="list of tables"):
         region_values_from_preset({"prompt": "x"})
+
+
+def test_region_feed_rebuilds_only_when_needed():
+    from bridge.control.region_params import RegionFeed
+
+    s = store()
+    feed = RegionFeed((8, 8))
+    assert feed.poll(s.drain(), s.snapshot()) is None  # nothing region-related yet
+    s.update({"region.0.prompt": "fire", "region.0.enabled": 1})
+    first = feed.poll(s.drain(), s.snapshot())
+    assert [r["prompt"] for r in first] == ["fire"]
+    s.set("guidance", 2.0)
+    assert feed.poll(s.drain(), s.snapshot()) is None
+    s.set("region.0.mask", "source:luma")
+    frame = np.full((4, 4, 3), 255, np.uint8)
+    assert feed.poll(s.drain(), s.snapshot(), None) == [] and feed.problems
+    got = feed.poll({}, s.snapshot(), frame, fresh=True)  # a new mask frame while a brush uses the source
+    assert got[0]["mask"].min() == 1.0 and not feed.problems
+    assert feed.poll({}, s.snapshot(), frame, fresh=False) is None  # the same frame again
+    s.set("region.0.mask", "rect")
+    s.drain()
+    assert feed.poll({}, s.snapshot(), frame, fresh=True) is None  # no brush uses the source now
