@@ -134,3 +134,17 @@ def test_live_t_index_same_and_other_length(make_engine, frames):
     assert outs[-1].shape == (1, 3, 64, 64) and torch.isfinite(outs[-1]).all()
     b.update(strength=0.5)
     assert b.t_index_list == [25, 33, 42]
+
+
+def test_full_matches_hand_computation(make_engine, tiny_models, frames):
+    """Full CFG: a negative-prompt row per latent, eps = u + g (c - u); delta plays no part."""
+    g = 1.7
+    eng = make_engine(cfg_type="full", t_index_list=[30], guidance_scale=g, delta=0.4)
+    rec = Recorder(eng)
+    eng(frames[0])
+    latents, _, emb = rec.unet_in[0]
+    assert latents.shape[0] == 2 and torch.equal(latents[0], latents[1])
+    u, c = rec.unet_out[0]
+    a, b, c_skip, c_out = _coefficients(tiny_models.scheduler, 30)
+    expected = _step(latents[1:], u + g * (c - u), a, b, c_skip, c_out)
+    torch.testing.assert_close(rec.decoded_in[0], expected, atol=1e-5, rtol=1e-4)
