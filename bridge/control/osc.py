@@ -13,10 +13,10 @@ timestamps what it sends, and clock skew would withhold it), all of a bundle's c
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import math
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +28,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
 from . import osc_map, osc_stats
+from .netallow import allowed, parse_allow
 from .params import ParamError
 from .store import ParamStore
 from .throttle import ThrottledLog, TokenBucket
@@ -80,7 +81,7 @@ class OscServer:
         self.port = port
         self.stats = stats
         self.reply_port = reply_port
-        self.allow = _parse_allow(allow)
+        self.allow = parse_allow(allow)
         self.stats_rate = stats_rate
         self.query_port = query_port
         """Serve OSCQuery (HTTP + JSON) on this TCP port too; None: don't, 0: any free port."""
@@ -143,7 +144,12 @@ class OscServer:
             from .oscquery import OscQueryServer
 
             self._query = OscQueryServer(
-                self.store, osc_address=self.address, host=self.host, port=self.query_port, name=self.name
+                self.store,
+                osc_address=self.address,
+                host=self.host,
+                port=self.query_port,
+                name=self.name,
+                allow=self.allow,
             )
             try:
                 self._query.start(advertise=self.advertise)
@@ -161,6 +167,7 @@ class OscServer:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._poke_receiver()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -173,6 +180,16 @@ class OscServer:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+    def _poke_receiver(self) -> None:
+        """Wake the receive thread out of recvfrom with an empty datagram, so stop() is prompt."""
+        if self._sock is None:
+            return
+        host, port = self.address
+        if host in ("0.0.0.0", "::", ""):
+            host = "::1" if self._sock.family == socket.AF_INET6 else "127.0.0.1"
+        with contextlib.suppress(OSError), socket.socket(self._sock.family, socket.SOCK_DGRAM) as poke:
+            poke.sendto(b"", (host, port))
 
     def __enter__(self) -> OscServer:
         return self.start()
@@ -203,6 +220,8 @@ class OscServer:
                 if self._stop.is_set():
                     return
                 continue
+            if self._stop.is_set():
+                return
             try:
                 self.handle_packet(data, sender[:2])
             except Exception as exc:  # never let one packet end the server
@@ -213,7 +232,7 @@ class OscServer:
     def handle_packet(self, data: bytes, sender: tuple[str, int]) -> None:
         """Validate and apply one datagram from `sender` (runs on the receive thread)."""
         ip = sender[0]
-        if self.allow is not None and not _allowed(ip, self.allow):
+        if self.allow is not None and not allowed(ip, self.allow):
             self.dropped_not_allowed += 1
             self._throttled.warning("not-allowed", f"OSC: dropped a packet from {ip}: not in --osc-allow")
             return
@@ -224,6 +243,9 @@ class OscServer:
             self._refuse(client, message, key="oversized")
             return
         try:
+            problem = packet_problem(data)
+            if problem:
+                raise ValueError(problem)
             messages = [timed.message for timed in OscPacket(data).messages]
         except Exception as exc:
             reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
@@ -265,8 +287,8 @@ class OscServer:
             bucket = self._error_buckets.get(client)
             if bucket is None:
                 bucket = self._error_buckets[client] = TokenBucket(ERROR_REPLIES_PER_S, ERROR_REPLIES_PER_S)
-            allowed = bucket.take()
-        if allowed:
+            may_reply = bucket.take()
+        if may_reply:  # a flood of bad input must not become a flood of replies
             self._send(client, "/sd/error", [message])
 
     def _touch(self, client: Client) -> None:
@@ -425,6 +447,62 @@ _COMMANDS: dict[str, Callable[[OscServer, Client, list[Any]], None]] = {
 COMMANDS: tuple[str, ...] = tuple(_COMMANDS)
 
 
+BUNDLE_PREFIX = b"#bundle\x00"
+MAX_BUNDLE_DEPTH = 8
+TYPE_TAGS = frozenset("ihfdsbrmtTFN[]")
+"""The argument types python-osc decodes; it skips others with a warning on the root logger."""
+
+
+def packet_problem(dgram: bytes, depth: int = 0) -> str | None:
+    """What python-osc would skip or mishandle in a packet, or None; checked before it parses.
+
+    python-osc drops an unknown type tag, or a bundle element that is neither message nor bundle,
+    with a warning on the root logger (a flood of those would flood the log, and the sender would
+    never hear why), and recurses without limit into nested bundles.
+    """
+    if not dgram.startswith(BUNDLE_PREFIX):
+        return _message_problem(dgram)
+    if depth > MAX_BUNDLE_DEPTH:
+        return f"bundles nested deeper than {MAX_BUNDLE_DEPTH}"
+    if len(dgram) < 16:
+        return "bundle header truncated"
+    index = 16  # "#bundle\0" and the timetag
+    while index < len(dgram):
+        if index + 4 > len(dgram):
+            return "bundle element size truncated"
+        (size,) = struct.unpack_from(">i", dgram, index)
+        index += 4
+        if size <= 0 or index + size > len(dgram):
+            return f"bundle element of {size} bytes does not fit the packet"
+        content = dgram[index : index + size]
+        index += size
+        if not content.startswith((BUNDLE_PREFIX, b"/")):
+            return "bundle element is neither a message nor a bundle"
+        problem = packet_problem(content, depth + 1)
+        if problem:
+            return problem
+    return None
+
+
+def _message_problem(dgram: bytes) -> str | None:
+    if not dgram.startswith(b"/"):
+        return None  # python-osc refuses it with a clear reason
+    end = dgram.find(b"\x00")
+    if end < 0:
+        return "address not terminated"
+    start = (end // 4 + 1) * 4
+    if start >= len(dgram):
+        return None  # no type tags: no arguments
+    end = dgram.find(b"\x00", start)
+    tags = dgram[start : end if end >= 0 else len(dgram)]
+    if not tags.startswith(b","):
+        return "type tags must start with ','"
+    unknown = set(tags[1:].decode("latin-1")) - TYPE_TAGS
+    if unknown:
+        return f"unsupported OSC type tag {sorted(unknown)[0]!r}"
+    return None
+
+
 def _message(address: str, args: Iterable[Any]) -> Any:
     builder = OscMessageBuilder(address)
     for arg in args:
@@ -434,29 +512,6 @@ def _message(address: str, args: Iterable[Any]) -> Any:
 
 def _short(text: str) -> str:
     return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
-
-
-def _parse_allow(allow: list[str] | None) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
-    if allow is None:
-        return None
-    networks = []
-    for entry in allow:
-        try:
-            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError:
-            message = f"--osc-allow: {entry!r} is not an IP address or network (e.g. 192.168.1.20)"
-            raise ValueError(message) from None
-    return networks
-
-
-def _allowed(ip: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    try:
-        address = ipaddress.ip_address(ip.split("%")[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in net for net in networks if net.version == address.version)
 
 
 def _enlarge_receive_buffer(sock: socket.socket) -> None:

@@ -6,6 +6,10 @@ RANGE, VALUE, ACCESS, CLIPMODE, DESCRIPTION), `GET /sd/guidance` one node, `GET
 supported extensions. Values are read live from the ParamStore. The optional WebSocket
 LISTEN extension is not offered (HOST_INFO says so); controllers get live values from the OSC
 echo instead. The tree is built straight from PARAMS, so it can't disagree with the server.
+
+Why not the `python-oscquery` package: it brings its own OSC server and node tree, which would
+be a second copy of the address space to keep in step with PARAMS, and it lacks LISTEN too; what
+we need of the spec is one JSON tree over http.server, about a hundred lines here.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from . import mdns, osc_map
+from .netallow import Networks, allowed
 from .params import Kind, Param
 from .store import ParamStore
 
@@ -140,8 +145,11 @@ class OscQueryServer:
         host: str = "127.0.0.1",
         port: int = 0,
         name: str = "sd-bridge",
+        allow: Networks | None = None,
     ) -> None:
         self.store = store
+        self.allow = allow
+        """Only these clients get answers (the same list as OSC); None: everyone who can reach us."""
         self.osc_address = osc_address
         self.host = host
         self.port = port
@@ -165,11 +173,14 @@ class OscQueryServer:
             query = server
 
         try:
-            self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
+            self._httpd = _HTTPServer((self.host, self.port), Handler)
+            self._httpd.allow = self.allow
         except OSError as exc:
             raise OSError(f"cannot serve OSCQuery on {self.host}:{self.port}: {exc.strerror or exc}") from exc
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="oscquery-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="oscquery-http", daemon=True
+        )
         self._thread.start()
         log.info("OSCQuery on http://%s:%d/", *self.address)
         if advertise:
@@ -187,6 +198,14 @@ class OscQueryServer:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
             self._thread = None
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    allow: Networks | None = None
+    daemon_threads = True
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return self.allow is None or allowed(str(client_address[0]), self.allow)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -219,13 +219,15 @@ class Param:
 
 MAX_NAME = 64
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9 _.\-]*")
+_WINDOWS_DEVICES = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?", re.IGNORECASE)
 
 
 def is_safe_name(text: str) -> bool:
     """True for a bare name that can't leave its folder: no separators, no `..`, not absolute.
 
-    Presets, the CLI and OSC all check names here, so `/sd/preset ../../etc/passwd` or
-    `C:\\evil` is refused before anything looks at the disk.
+    Windows device names (CON, NUL, COM1...) are refused too: opening `presets/CON.toml` on
+    Windows opens the console. Presets, the CLI and OSC all check names here, so
+    `/sd/preset ../../etc/passwd` or `C:\\evil` is refused before anything looks at the disk.
     """
     return (
         isinstance(text, str)
@@ -233,6 +235,7 @@ def is_safe_name(text: str) -> bool:
         and _NAME.fullmatch(text) is not None
         and ".." not in text
         and not text.endswith((" ", "."))
+        and _WINDOWS_DEVICES.fullmatch(text) is None
     )
 
 
