@@ -21,6 +21,7 @@ from .config import EngineConfig
 from .models import Models
 from .noise import normalize_seed, seeded_noise
 from .prompts import PromptEncoder, Transition, check_text, normalize_weighted
+from .regions.conditioning import build_conditioning
 from .schedule import StageCoefficients, stage_coefficients, t_index_from_strength, validate_t_index_list
 from .similarity import SimilarityFilter
 
@@ -37,6 +38,7 @@ LIVE_KEYS = (
     "max_skip_frame",
     "transition_frames",
     "transition_curve",
+    "regions",
 )
 CFG_TYPES = ("none", "full", "self", "initialize")
 MAX_TRANSITION = 100_000
@@ -427,7 +429,8 @@ class StreamEngine:
         Keys: prompt (text or [(text, weight), ...]), negative_prompt, guidance_scale, delta,
         seed (int or [(seed, weight), ...]), t_index_list (same length: new coefficients; another
         length: the stream restarts), strength (0..1, mapped onto t_index_list keeping its length),
-        similarity_filter, similarity_threshold, max_skip_frame, transition_frames, transition_curve.
+        similarity_filter, similarity_threshold, max_skip_frame, transition_frames, transition_curve,
+        regions (list of `engine.regions.Brush` or dicts; [] or None: one prompt for the whole frame).
         """
         unknown = sorted(set(params) - set(LIVE_KEYS))
         if unknown:
@@ -440,8 +443,12 @@ class StreamEngine:
         with self._encode_lock:
             target = self._encoder.blend(live["prompt"]) if "prompt" in live else None
             negative = self._encoder.encode(live["negative_prompt"]) if "negative_prompt" in live else None
+            regional = self._regional(params["regions"]) if "regions" in params else None
         with self._lock:
             self._apply(live, target, negative)
+            if regional is not None:
+                self._swap_conditioning(regional)
+                self._force = max(self._force, self._n)
 
     def _validate(self, params: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -543,14 +550,27 @@ class StreamEngine:
         if not isinstance(conditioning, TextConditioning) or conditioning.groups < 1:
             raise ValueError("conditioning must provide groups >= 1, embeds() and fuse()")
         with self._lock:
-            old = self._conditioning
-            self._conditioning = conditioning
-            try:
-                self._alloc_batches()
-            except Exception:
-                self._conditioning = old
-                self._alloc_batches()
-                raise
+            self._swap_conditioning(conditioning)
+
+    def _swap_conditioning(self, conditioning: TextConditioning) -> None:
+        old = self._conditioning
+        self._conditioning = conditioning
+        if conditioning.groups == old.groups:  # same batch layout: only the text rows change
+            self._write_text(self._transition.current)
+            return
+        try:
+            self._alloc_batches()
+        except Exception:
+            self._conditioning = old
+            self._alloc_batches()
+            raise
+
+    def _regional(self, regions: Any) -> TextConditioning:
+        """Regional prompts (StreamMultiDiffusion) as a conditioning; validates and encodes them."""
+        h, w = self.latent_shape[1:]
+        return build_conditioning(
+            regions, self._encoder.encode, (h, w), self.device, self.dtype, self.height // h
+        )
 
     @property
     def prompt_embeds(self) -> torch.Tensor:

@@ -113,6 +113,8 @@ def encode(p: Param, value: Any) -> list[Any]:
         return [str(value)]
     if k in (Kind.INT_LIST, Kind.INT_PAIR):
         return [int(v) for v in value]
+    if k is Kind.FLOAT_LIST:
+        return [float(v) for v in value]
     if k is Kind.WEIGHTED_STR:
         return [x for text, w in value for x in (str(text), float(w))]
     if k is Kind.WEIGHTED_INT:
@@ -134,6 +136,8 @@ def type_tags(p: Param, value: Any = None) -> str:
         return "ii"
     if k is Kind.INT_LIST:
         return "i" * max(1, len(value or [0]))
+    if k is Kind.FLOAT_LIST:
+        return "f" * max(1, len(value or [0]))
     pairs = max(1, len(value or [None]))
     return ("sf" if k is Kind.WEIGHTED_STR else "if") * pairs
 
@@ -147,6 +151,7 @@ def signature(p: Param) -> str:
         Kind.STR: "s",
         Kind.INT_LIST: "i ...",
         Kind.INT_PAIR: "i i",
+        Kind.FLOAT_LIST: "f ...",
         Kind.WEIGHTED_STR: "s f s f ...",
         Kind.WEIGHTED_INT: "i f i f ...",
     }[p.kind]

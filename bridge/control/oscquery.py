@@ -50,9 +50,13 @@ EXTENSIONS = {
 def _range(p: Param, value: Any) -> list[dict[str, Any]] | None:
     if p.kind is Kind.BOOL:
         return [{"MIN": 0, "MAX": 1}]
-    if p.kind in (Kind.FLOAT, Kind.INT, Kind.INT_LIST, Kind.INT_PAIR) and p.minimum is not None:
-        lo: Any = p.minimum if p.kind is Kind.FLOAT else int(p.minimum)
-        hi: Any = p.maximum if p.kind is Kind.FLOAT else int(p.maximum or 0)
+    if (
+        p.kind in (Kind.FLOAT, Kind.INT, Kind.INT_LIST, Kind.INT_PAIR, Kind.FLOAT_LIST)
+        and p.minimum is not None
+    ):
+        floats = p.kind in (Kind.FLOAT, Kind.FLOAT_LIST)
+        lo: Any = p.minimum if floats else int(p.minimum)
+        hi: Any = p.maximum if floats else int(p.maximum or 0)
         return [{"MIN": lo, "MAX": hi} for _ in osc_map.type_tags(p, value)]
     return None
 

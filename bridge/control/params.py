@@ -32,6 +32,8 @@ class Kind(str, Enum):
     STR = "str"
     INT_LIST = "int_list"
     INT_PAIR = "int_pair"
+    FLOAT_LIST = "float_list"
+    """1 to MAX_LIST numbers, each in the range (a region's rect: x y w h)."""
     WEIGHTED_STR = "weighted_str"
     """A list of (text, weight) pairs; on OSC: s f s f ..."""
     WEIGHTED_INT = "weighted_int"
@@ -89,6 +91,7 @@ class Param:
             ),
             Kind.INT_LIST: f"1 to {MAX_LIST} integers{rng}",
             Kind.INT_PAIR: f"two integers{rng}",
+            Kind.FLOAT_LIST: f"1 to {MAX_LIST} numbers{rng}",
             Kind.WEIGHTED_STR: f"pairs of text and weight (s f s f ...), 1 to {MAX_LIST} pairs",
             Kind.WEIGHTED_INT: f"pairs of seed and weight (i f i f ...), 1 to {MAX_LIST} pairs",
         }[self.kind]
@@ -137,6 +140,8 @@ class Param:
             if self.multiple_of and any(n % self.multiple_of for n in ints):
                 raise ParamError(f"{self.address} expects multiples of {self.multiple_of}, got {ints}")
             return ints
+        if k is Kind.FLOAT_LIST:
+            return [self._ranged(self._number(v, integral=False)) for v in self._sequence(value)]
         if k in (Kind.WEIGHTED_STR, Kind.WEIGHTED_INT):
             return self._weighted(value)
         raise AssertionError(k)

@@ -24,12 +24,16 @@ def sample(p: Param) -> tuple[list, object]:
     if k is Kind.BOOL:
         return [0 if p.default else 1], not p.default
     if k is Kind.STR:
+        if p.name.startswith("region.") and p.name.endswith(".mask"):  # a mask spec, not free text
+            return ["ellipse"], "ellipse"
         text = "studio_b" if p.name in ("preset", "model") else "ネオンの街, café 🌃"
         return [text], text
     if k is Kind.INT_LIST:
         return [12, 30, 45], [12, 30, 45]
     if k is Kind.INT_PAIR:
         return [640, 384], [640, 384]
+    if k is Kind.FLOAT_LIST:
+        return [0.25, 0.0, 0.5, 1.0], [0.25, 0.0, 0.5, 1.0]
     if k is Kind.WEIGHTED_STR:
         return ["forest", 0.75, "fire", 0.25], [("forest", 0.75), ("fire", 0.25)]
     if k is Kind.WEIGHTED_INT:
