@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.control.params import ParamError, param
+from bridge.control.region_params import region_values_from_preset
 from bridge.errors import BridgeError
 from engine import EngineConfig
 
@@ -172,7 +173,7 @@ _RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "transition": _param("transition"),
 }
 _IGNORED = {"description"}
-KNOWN_KEYS = sorted([*_ENGINE_KEYS, *_RUN_KEYS, "filter", *_IGNORED])
+KNOWN_KEYS = sorted([*_ENGINE_KEYS, *_RUN_KEYS, "filter", "regions", *_IGNORED])
 
 assert {f for f, _ in _ENGINE_KEYS.values()} <= {f.name for f in fields(EngineConfig)}
 
@@ -186,6 +187,8 @@ def parse_preset(data: dict[str, Any], path: Path) -> Preset:
                 preset.engine[target] = check(raw)
             elif key == "filter":
                 preset.engine.update(_filter(raw))
+            elif key == "regions":
+                preset.run["regions"] = region_values_from_preset(raw)
             elif key in _RUN_KEYS:
                 preset.run[key] = _RUN_KEYS[key](raw)
             elif key not in _IGNORED:

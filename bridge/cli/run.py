@@ -27,6 +27,11 @@ def run(
         "-s",
         help="pattern | screen[:N|:x,y,w,h] | spout:NAME | ndi:NAME | camera:N | file:PATH | image:PATH",
     ),
+    mask_source: str = typer.Option(
+        None,
+        "--mask-source",
+        help="A second source whose frames paint brush masks (/sd/region/N/mask source:<channel>).",
+    ),
     sink: list[str] = typer.Option(
         None,
         "--sink",
@@ -101,7 +106,17 @@ def run(
     }
     try:
         code = _run(
-            overrides, preset, fallback, frames, seconds, quiet, osc_host, osc_allow, osc_reply_port, profile
+            overrides,
+            preset,
+            fallback,
+            frames,
+            seconds,
+            quiet,
+            osc_host,
+            osc_allow,
+            osc_reply_port,
+            profile,
+            mask_source,
         )
     except BridgeError as exc:
         log.error("%s", exc)
@@ -144,6 +159,7 @@ def _run(
     osc_allow: list[str] | None,
     osc_reply_port: int | None,
     profile: bool = False,
+    mask_source: str | None = None,
 ) -> int:
     from bridge.control.store import ParamStore
     from bridge.runtime import ModelUnavailable, PassthroughEngine, Runtime, RuntimeOptions, build_engine
@@ -156,8 +172,9 @@ def _run(
     settings = resolve_settings(preset_arg, overrides)
     config = settings.config
     src = open_source(settings.source, fps=settings.fps)
+    mask_src = open_source(mask_source, fps=settings.fps) if mask_source else None
     sinks = [make_sink(s) for s in settings.sinks]
-    for part in (src, *sinks):
+    for part in (src, *([mask_src] if mask_src else []), *sinks):
         # A backend that cannot work here at all (no Spout off Windows, no v4l2loopback, no display)
         # is a one-line error now, before the model loads; anything else is retried while running.
         check = getattr(part, "preflight", None)
@@ -208,9 +225,12 @@ def _run(
         factory=factory_for(settings.engine),  # after a fallback, a live model switch may still load
         options=options,
         engine_name=kind,
+        mask_source=mask_src,
     )
     if settings.transition is not None:
         store.set("transition", settings.transition, origin="preset")
+    if settings.preset is not None and settings.preset.run.get("regions"):
+        store.update(settings.preset.run["regions"], origin="preset")
     osc = start_osc(store, runtime.stats, osc_host, settings.osc_port, osc_allow, osc_reply_port)
     outs = ", ".join(resolve_auto(s) for s in settings.sinks)
     what = f"{kind} {config.model}" if kind == "stream" else kind

@@ -400,6 +400,10 @@ PARAMS: tuple[Param, ...] = (
     ),
 )
 
+from .region_params import REGION_PARAMS  # noqa: E402  (it builds on Param and Kind above)
+
+PARAMS = PARAMS + REGION_PARAMS
+
 PARAMS_BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 PARAMS_BY_ADDRESS: dict[str, Param] = {p.address: p for p in PARAMS}
 

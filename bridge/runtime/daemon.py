@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 
 from bridge.control.params import PARAMS
+from bridge.control.region_params import RegionFeed
 from bridge.control.store import ParamStore
 from bridge.errors import BridgeError
 from bridge.frames import Fit, Frame, TensorBridge, fit
+from bridge.presets import presets_dir
 from bridge.sinks.base import Sink
 from bridge.sources.base import Source
 from engine import EngineConfig, FrameEngine
@@ -74,8 +76,11 @@ class Runtime:
         factory: EngineFactory | None = None,
         options: RuntimeOptions | None = None,
         engine_name: str = "",
+        mask_source: Source | None = None,
     ) -> None:
         self.source = source
+        self.mask_source = mask_source
+        """A second source whose frames feed brush masks (`/sd/region/N/mask source:<channel>`)."""
         self.sinks = list(sinks)
         self.engine = engine
         self.config = config
@@ -86,6 +91,9 @@ class Runtime:
         self.once = OnceLog()
         self.stop_event = threading.Event()
         self._in: LatestSlot[Frame] = LatestSlot()
+        self._mask_in: LatestSlot[np.ndarray] = LatestSlot()
+        self._mask_frame: np.ndarray | None = None
+        self._next_index = 0
         self._out: LatestSlot[list[Frame]] = LatestSlot()
         self._stats = RollingStats()
         self._lock = threading.Lock()
@@ -95,6 +103,8 @@ class Runtime:
         self._t_index = list(config.t_index_list)
         self._pending_meta: deque[Frame] = deque()
         self._live: dict[str, Any] = {}
+        masks = (self.options.presets_folder or presets_dir()) / "masks"
+        self._regions = RegionFeed((config.height, config.width), masks_dir=str(masks))
         self._transition_s = float(self.store.get("transition"))
         self.bypass = False
         self.pause = False
@@ -118,11 +128,15 @@ class Runtime:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self._t_start = time.perf_counter()
-        for name, target in (
-            ("capture", self._capture_loop),
+        loops: list[tuple[str, Callable[[], None]]] = [
+            ("capture", lambda: self._capture_loop(self.source, self._put_frame)),
             ("engine", self._engine_loop),
             ("output", self._output_loop),
-        ):
+        ]
+        if self.mask_source is not None:
+            mask_src = self.mask_source
+            loops.append(("mask", lambda: self._capture_loop(mask_src, self._put_mask)))
+        for name, target in loops:
             t = threading.Thread(target=target, name=f"sd-bridge-{name}", daemon=True)
             t.start()
             self._threads.append(t)
@@ -211,14 +225,16 @@ class Runtime:
         )
 
     # -- capture thread -------------------------------------------------------------------
-    def _capture_loop(self) -> None:
-        src = self.source
+    def _capture_loop(self, src: Source, deliver: Callable[[np.ndarray, float], None]) -> None:
+        """Open, pace, read and fit `src`, handing each frame to `deliver(image, t_capture)`.
+
+        A source that fails is reopened with a back-off while its last frame keeps being delivered.
+        """
         opened = False
         backoff = self.options.retry_s
         retry_at = 0.0
         last: np.ndarray | None = None
         next_tick = time.perf_counter()
-        index = 0
         try:
             while not self.stop_event.is_set():
                 pace = src.fps or 0.0
@@ -232,11 +248,11 @@ class Runtime:
                                 self._source_down_logged = False
                             continue
                         except Exception as exc:
-                            self._source_fault(exc, "open")
+                            self._source_fault(src, exc, "open")
                             retry_at = time.monotonic() + backoff
                             backoff = min(backoff * 2, 5.0)
                     if last is not None:  # keep the last frame going out meanwhile
-                        index = self._put_frame(last, index, time.perf_counter())
+                        deliver(last, time.perf_counter())
                     self.stop_event.wait(1.0 / max(self.options.fps, 1.0))
                     continue
                 if pace:
@@ -248,7 +264,7 @@ class Runtime:
                 try:
                     img = src.read()
                 except Exception as exc:
-                    self._source_fault(exc, "read")
+                    self._source_fault(src, exc, "read")
                     self._close_quietly(src)
                     opened, retry_at = False, time.monotonic() + backoff
                     continue
@@ -258,25 +274,28 @@ class Runtime:
                 try:
                     last = fit(img, w, h, self._fit)
                 except Exception as exc:  # e.g. a frame of an unexpected shape: skip it
-                    self._source_fault(exc, "frame")
+                    self._source_fault(src, exc, "frame")
                     continue
-                index = self._put_frame(last, index, t0)
+                deliver(last, t0)
         finally:
             if opened:
                 self._close_quietly(src)
 
-    def _put_frame(self, image: np.ndarray, index: int, t0: float) -> int:
+    def _put_frame(self, image: np.ndarray, t0: float) -> None:
         now = time.perf_counter()
-        frame = Frame(image=image, index=index, t_capture=t0, times={"captured": now})
+        frame = Frame(image=image, index=self._next_index, t_capture=t0, times={"captured": now})
+        self._next_index += 1
         self._stats.add("capture", now - t0)
         self.frames_in += 1
         self._in.put(frame)
-        return index + 1
 
-    def _source_fault(self, exc: BaseException, what: str) -> None:
+    def _put_mask(self, image: np.ndarray, t0: float) -> None:
+        self._mask_in.put(image)
+
+    def _source_fault(self, src: Source, exc: BaseException, what: str) -> None:
         self.faults["source"] += 1
         self._source_down_logged |= self.once.warn(
-            f"source:{what}:{one_line(exc)}", f"source {self.source.name}: {one_line(exc)} (retrying)"
+            f"source:{src.name}:{what}:{one_line(exc)}", f"source {src.name}: {one_line(exc)} (retrying)"
         )
 
     def _close_quietly(self, thing: Source | Sink) -> None:
@@ -376,7 +395,10 @@ class Runtime:
     # -- control --------------------------------------------------------------------------
     def _apply_control(self) -> None:
         changes = self.store.drain()
-        if not changes:
+        fresh_mask = self._mask_in.get(0)
+        if fresh_mask is not None:
+            self._mask_frame = fresh_mask
+        if not changes and fresh_mask is None:
             return
         updates: dict[str, Any] = {}
         for name, value in changes.items():
@@ -384,7 +406,22 @@ class Runtime:
                 self._apply_one(name, value, updates)
             except Exception as exc:  # one bad control message never stops the loop
                 self.once.warn(f"control:{name}:{one_line(exc)}", f"/sd/{name}: {one_line(exc)}")
+        self._poll_regions(changes, fresh_mask is not None, updates)
         self._update_engine(updates)
+
+    def _poll_regions(self, changes: dict[str, Any], fresh_mask: bool, updates: dict[str, Any]) -> None:
+        """Region parameters and mask-source frames become one `regions=[...]` engine update."""
+        if not hasattr(self.engine, "set_conditioning"):  # passthrough: nothing to paint with
+            return
+        try:
+            regions = self._regions.poll(changes, self.store.snapshot(), self._mask_frame, fresh_mask)
+        except Exception as exc:
+            self.once.warn(f"regions:{one_line(exc)}", f"regions: {one_line(exc)}")
+            return
+        for problem in self._regions.problems:
+            self.once.warn(f"regions:{problem}", f"regions: {problem}")
+        if regions is not None:
+            updates["regions"] = regions
 
     def _apply_one(self, name: str, value: Any, updates: dict[str, Any]) -> None:
         if name == "bypass":
@@ -453,6 +490,7 @@ class Runtime:
         live = {ENGINE_FIELD_TO_PARAM[f]: v for f, v in preset.engine.items() if f in ENGINE_FIELD_TO_PARAM}
         if "transition" in preset.run:
             live["transition"] = preset.run["transition"]
+        live.update(preset.run.get("regions", {}))
         if "fit" in preset.run:
             self._fit = preset.run["fit"]
         rebuild = {
@@ -517,6 +555,7 @@ class Runtime:
         self.engine, self.config = engine, cfg
         self._bridge = TensorBridge(engine.device, engine.dtype)
         self._size = (cfg.width, cfg.height)
+        self._regions.size = (cfg.height, cfg.width)
         self._t_index = list(self._live.get("t_index_list", cfg.t_index_list))
         self._pending_meta.clear()
         self.rebuilds += 1
