@@ -8,14 +8,13 @@ OSC (bridge.control.params), so a preset can never hold a value OSC would refuse
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from bridge.control.params import ParamError, param
+from bridge.control.params import ParamError, is_safe_name, param
 from bridge.control.region_params import region_values_from_preset
 from bridge.errors import BridgeError
 from engine import EngineConfig
@@ -26,7 +25,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class PresetError(BridgeError):
@@ -216,7 +214,7 @@ def check_name(name: str) -> str:
     name = name.strip()
     if name.endswith(".toml"):
         name = name[:-5]
-    if not _NAME.match(name) or ".." in name:
+    if not is_safe_name(name):
         raise PresetError(
             f"preset {name!r}: expected a plain preset name (letters, digits, - _ .), not a path"
         )

@@ -12,6 +12,23 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+LIVE_KEYS: tuple[str, ...] = (
+    "prompt",
+    "negative_prompt",
+    "guidance_scale",
+    "delta",
+    "seed",
+    "t_index_list",
+    "strength",
+    "similarity_filter",
+    "similarity_threshold",
+    "max_skip_frame",
+    "transition_frames",
+    "transition_curve",
+    "regions",
+)
+"""Every key `FrameEngine.update` accepts; anything else is a ValueError."""
+
 
 @runtime_checkable
 class FrameEngine(Protocol):

@@ -21,25 +21,11 @@ from .config import EngineConfig
 from .models import Models
 from .noise import normalize_seed, seeded_noise
 from .prompts import PromptEncoder, Transition, check_text, normalize_weighted
+from .protocol import LIVE_KEYS
 from .regions.conditioning import build_conditioning
 from .schedule import StageCoefficients, stage_coefficients, t_index_from_strength, validate_t_index_list
 from .similarity import SimilarityFilter
 
-LIVE_KEYS = (
-    "prompt",
-    "negative_prompt",
-    "guidance_scale",
-    "delta",
-    "seed",
-    "t_index_list",
-    "strength",
-    "similarity_filter",
-    "similarity_threshold",
-    "max_skip_frame",
-    "transition_frames",
-    "transition_curve",
-    "regions",
-)
 CFG_TYPES = ("none", "full", "self", "initialize")
 MAX_TRANSITION = 100_000
 

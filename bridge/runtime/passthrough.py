@@ -7,21 +7,7 @@ from typing import Any
 
 import torch
 
-LIVE_KEYS = frozenset(
-    {
-        "prompt",
-        "negative_prompt",
-        "guidance_scale",
-        "delta",
-        "seed",
-        "t_index_list",
-        "strength",
-        "similarity_filter",
-        "similarity_threshold",
-        "max_skip_frame",
-        "transition_frames",
-    }
-)
+from engine.protocol import LIVE_KEYS
 
 
 class PassthroughEngine:
@@ -43,7 +29,7 @@ class PassthroughEngine:
         return frames
 
     def update(self, **params: Any) -> None:
-        unknown = set(params) - LIVE_KEYS
+        unknown = set(params) - set(LIVE_KEYS)
         if unknown:
             raise ValueError(f"unknown engine parameter(s): {', '.join(sorted(unknown))}")
         self.params.update(params)
