@@ -48,7 +48,7 @@ def bench(
             device=device, quick=quick,
         )  # fmt: skip
     except OptionError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     report = run_bench(options, log=lambda message: err.log(message, highlight=False))
     print_report(report)
@@ -60,4 +60,6 @@ def bench(
     elif markdown_path:
         Path(markdown_path).write_text(to_markdown(report), encoding="utf-8")
     if any(row.error for section in report.sections for row in section.rows):
-        err.print("[yellow]some rows could not be measured; see their errors above[/yellow]")
+        typer.echo(
+            "warning: some rows could not be measured; their errors are listed under each table", err=True
+        )
