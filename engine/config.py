@@ -44,6 +44,8 @@ class EngineConfig:
     transition_curve: Literal["linear", "slerp"] = "slerp"
     vae: Literal["tiny", "full"] = "tiny"
     """`tiny` uses TAESD (AutoencoderTiny); `full` the model's own VAE."""
+    tiny_vae: str = "madebyollin/taesd"
+    """Id or folder of the AutoencoderTiny used when vae="tiny" (TAESD serves SD1.x and SD2.x alike)."""
     lcm_lora: str | None = "auto"
     """`auto` fuses LCM-LoRA into models that are neither LCM nor turbo; None never; or an id/path."""
     tome_ratio: float = 0.0

@@ -1,0 +1,20 @@
+"""The engine's exceptions: one line each, naming what went wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class EngineError(RuntimeError):
+    """Something the engine cannot do as asked (bad model spec, missing optional package...)."""
+
+
+class ModelNotAvailable(EngineError):
+    """A model is neither on disk nor downloadable right now (offline, no network, unknown id)."""
+
+    def __init__(self, model: str, reason: str = "") -> None:
+        self.model = model
+        why = f" ({reason})" if reason else ""
+        super().__init__(
+            f"model {model!r} is not available{why}. Fetch it while online with "
+            f"`huggingface-cli download {model}` (or give a local folder / .safetensors file); "
+            "`--model random:sd-turbo` runs the same pipeline offline with random weights."
+        )

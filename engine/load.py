@@ -1,0 +1,38 @@
+"""`load_engine`: from an `EngineConfig` to a ready `StreamEngine`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .config import EngineConfig
+from .errors import EngineError
+from .models import load_models
+from .stream import StreamEngine
+
+
+def apply_tome(unet, ratio: float, max_downsample: int = 1) -> None:
+    """Token merging (tomesd) on the UNet's attention blocks; ratio in (0, 1)."""
+    try:
+        import tomesd
+    except ImportError:
+        raise EngineError("token merging needs tomesd: pip install 'sd-bridge[tome]' (or set tome_ratio 0)") from None
+    tomesd.apply_patch(unet, ratio=ratio, max_downsample=max_downsample)
+
+
+def load_engine(config: EngineConfig, progress: Callable[[str], None] | None = None) -> StreamEngine:
+    """Load the models named by `config` and build a `StreamEngine` on them.
+
+    Raises `ModelNotAvailable` (model missing offline), `EngineError` (a spec or option that cannot
+    work, with what to do) or `ValueError` (a bad live value in the config).
+    """
+    ratio = config.tome_ratio
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio < 1.0:
+        raise ValueError(f"tome_ratio must be a number in [0, 1), got {ratio!r}")
+    models = load_models(config, progress)
+    if ratio > 0:
+        if progress:
+            progress(f"token merging at ratio {ratio:g}")
+        apply_tome(models.unet, float(ratio), models.tome_max_downsample)
+    if progress:
+        progress("preparing the stream")
+    return StreamEngine(models, config)

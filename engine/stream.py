@@ -1,0 +1,597 @@
+"""The StreamDiffusion engine: stream batch, residual CFG, similarity filter, live parameters.
+
+Notation: n = len(t_index_list) denoising stages, f = frame_buffer_size frames per call, B = n*f latent
+rows. Row i*f + j holds slot j of stage i; stage 0 holds the newest frames. Every call runs one UNet
+batch that moves every in-flight latent one stage further, so the output lags the input by n-1 calls.
+All coefficients are per-row tensors computed when a parameter changes; the per-frame path is the
+three seams (VAE encode, UNet, VAE decode) plus a few element-wise kernels on preallocated buffers.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any
+
+import torch
+
+from .conditioning import SinglePrompt, TextConditioning
+from .config import EngineConfig
+from .models import Models
+from .noise import normalize_seed, seeded_noise
+from .prompts import PromptEncoder, Transition, check_text, normalize_weighted
+from .schedule import StageCoefficients, stage_coefficients, t_index_from_strength, validate_t_index_list
+from .similarity import SimilarityFilter
+
+LIVE_KEYS = (
+    "prompt",
+    "negative_prompt",
+    "guidance_scale",
+    "delta",
+    "seed",
+    "t_index_list",
+    "strength",
+    "similarity_filter",
+    "similarity_threshold",
+    "max_skip_frame",
+    "transition_frames",
+    "transition_curve",
+)
+CFG_TYPES = ("none", "full", "self", "initialize")
+MAX_TRANSITION = 100_000
+
+
+class _UNetBatch:
+    """One preallocated UNet input for R latent rows: [uncond rows | G text groups of R rows].
+
+    `x` (the R latent rows being denoised) is a view of the first text group, so the common case
+    (no CFG rows, one group) hands the UNet `x` itself without a copy.
+    """
+
+    def __init__(self, rows: int, uncond_rows: int, groups: int, latent_shape, emb_shape, device, dtype):
+        self.rows, self.uncond_rows, self.groups = rows, uncond_rows, groups
+        total = uncond_rows + groups * rows
+        self.latents = torch.zeros((total, *latent_shape), device=device, dtype=dtype)
+        self.x = self.latents[uncond_rows : uncond_rows + rows]
+        self.timesteps = torch.zeros(total, device=device, dtype=torch.long)
+        self.embeds = torch.zeros((total, *emb_shape), device=device, dtype=dtype)
+
+    def set_timesteps(self, row_timesteps: torch.Tensor) -> None:
+        ru, r, g = self.uncond_rows, self.rows, self.groups
+        self.timesteps[:ru].copy_(row_timesteps[:ru])
+        self.timesteps[ru:].view(g, r).copy_(row_timesteps.expand(g, r))
+
+    def set_text(self, group_embeds: torch.Tensor) -> None:
+        ru, r, g = self.uncond_rows, self.rows, self.groups
+        text = self.embeds[ru:].view(g, r, *self.embeds.shape[1:])
+        text.copy_(group_embeds.unsqueeze(1).expand_as(text))
+
+    def set_uncond(self, embeds: torch.Tensor) -> None:
+        if self.uncond_rows:
+            self.embeds[: self.uncond_rows].copy_(embeds.expand_as(self.embeds[: self.uncond_rows]))
+
+    def inputs(self, guided: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(latents, timesteps, embeds) for the UNet; with `guided`, the uncond rows lead."""
+        ru, r, g = self.uncond_rows, self.rows, self.groups
+        if g > 1:
+            rest = self.latents[ru + r :].view(g - 1, r, *self.x.shape[1:])
+            rest.copy_(self.x.unsqueeze(0).expand_as(rest))
+        if guided and ru:
+            self.latents[:ru].copy_(self.x[:ru])
+            return self.latents, self.timesteps, self.embeds
+        return self.latents[ru:], self.timesteps[ru:], self.embeds[ru:]
+
+
+class _Rows:
+    """Per-row coefficients (B, 1, 1, 1) and noise (B, 4, h, w), on the device in the engine dtype."""
+
+    names = ("a", "neg_bc", "alpha", "k1", "neg_k2", "noise", "noise_next", "beta_noise")
+
+    def __init__(self, **tensors: torch.Tensor) -> None:
+        for k in self.names:
+            setattr(self, k, tensors[k])
+
+    def slice(self, start: int, stop: int) -> _Rows:
+        return _Rows(**{k: getattr(self, k)[start:stop] for k in self.names})
+
+    def copy_from(self, other: _Rows) -> None:
+        for k in self.names:
+            getattr(self, k).copy_(getattr(other, k))
+
+
+class StreamEngine:
+    """A StreamDiffusion engine over one loaded model (see `engine.load_engine`).
+
+    Call it with frames (N, 3, H, W) in [0, 1] (None in txt2img) to get frames back; `update(**params)`
+    changes live parameters between frames; `stats()` counts frames and skips.
+
+    Replaceable seams (acceleration swaps these; the per-frame path calls the models only through
+    them, looked up on every call):
+
+    - ``unet_fn(latents (B, 4, h, w), timesteps (B,) long, encoder_hidden_states (B, 77, D))`` returns
+      the noise prediction (B, 4, h, w). B depends on cfg_type and on whether guidance > 1 (full: 2n*f
+      rows, initialize: (n+1)*f, self/none: n*f; times the conditioning's groups for the text rows).
+    - ``vae_encode_fn(images (N, 3, H, W) in [-1, 1])`` returns raw latents (N, 4, H/8, W/8).
+    - ``vae_decode_fn(raw latents)`` returns images in [-1, 1]. The VAE scaling factor is applied by
+      the engine outside these two.
+
+    The models stay reachable as ``unet``, ``vae``, ``text_encoder`` (and ``tokenizer``, ``scheduler``).
+    With ``profile = True`` each call leaves ``last_timings`` = ms of "encode", "unet", "decode",
+    "total" (synchronising CUDA around each stage); with it off nothing is timed.
+
+    Live parameters take effect atomically between frames (a lock serialises `update` and calls).
+    """
+
+    def __init__(self, models: Models, config: EngineConfig) -> None:
+        self.config = config.with_changes()
+        self.models = models
+        self.unet, self.vae, self.text_encoder = models.unet, models.vae, models.text_encoder
+        self.tokenizer, self.scheduler = models.tokenizer, models.scheduler
+        self.device, self.dtype = models.device, models.dtype
+        self._cuda = self.device.type == "cuda"
+        self._check_config(config)
+        self.width, self.height = config.width, config.height
+        self.frame_buffer_size = config.frame_buffer_size
+        self.cfg_type = config.cfg_type
+        self.mode = config.mode
+        self.num_inference_steps = config.num_inference_steps
+        self.do_add_noise = config.do_add_noise
+        self.use_denoising_batch = config.use_denoising_batch
+        factor = _vae_downscale(self.vae)
+        self.latent_shape = (4, config.height // factor, config.width // factor)
+        self._frame_shape = torch.Size((config.frame_buffer_size, 3, config.height, config.width))
+        scaling = models.vae_scaling_factor
+        self._scaling, self._inv_scaling = scaling, 1.0 / scaling
+
+        self.unet_fn = self._torch_unet
+        self.vae_encode_fn = self._torch_vae_encode
+        self.vae_decode_fn = self._torch_vae_decode
+        self.profile = False
+        self.last_timings: dict[str, float] = {}
+
+        self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+        self._encoder = PromptEncoder(self.tokenizer, self.text_encoder, self.device, self.dtype)
+        self._conditioning: TextConditioning = SinglePrompt()
+        live = self._validate(
+            {
+                "prompt": config.prompt,
+                "negative_prompt": config.negative_prompt,
+                "guidance_scale": config.guidance_scale,
+                "delta": config.delta,
+                "seed": config.seed,
+                "t_index_list": list(config.t_index_list),
+                "similarity_filter": config.similarity_filter,
+                "similarity_threshold": config.similarity_threshold,
+                "max_skip_frame": config.max_skip_frame,
+                "transition_frames": config.transition_frames,
+                "transition_curve": config.transition_curve,
+            }
+        )
+        self.guidance_scale = live["guidance_scale"]
+        self.delta = live["delta"]
+        self.seed = live["seed"]
+        self.prompt = live["prompt"]
+        self.negative_prompt = live["negative_prompt"]
+        self.similarity_filter = live["similarity_filter"]
+        self.transition_frames = live["transition_frames"]
+        self.transition_curve = live["transition_curve"]
+        self._filter = SimilarityFilter(live["similarity_threshold"], live["max_skip_frame"], seed=config.seed)
+        self._transition = Transition(self._encoder.blend(self.prompt))
+        self._negative_embeds = self._encoder.encode(self.negative_prompt)
+        self._noise_gen = torch.Generator(device=self.device)
+        self._counters = {"frames": 0, "skipped": 0, "calls": 0, "unet_calls": 0}
+        self._build(live["t_index_list"])
+
+    # -- seams: the plain PyTorch implementations ----------------------------------------------
+    def _torch_unet(self, latents, timesteps, encoder_hidden_states):
+        return self.unet(latents, timesteps, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
+
+    def _torch_vae_encode(self, images):
+        out = self.vae.encode(images)
+        latents = getattr(out, "latents", None)
+        if latents is not None:  # AutoencoderTiny
+            return latents
+        return out.latent_dist.mode()  # the posterior mean: deterministic, no per-frame host RNG
+
+    def _torch_vae_decode(self, latents):
+        return self.vae.decode(latents, return_dict=False)[0]
+
+    # -- building ------------------------------------------------------------------------------
+    def _check_config(self, c: EngineConfig) -> None:
+        for side, v in (("width", c.width), ("height", c.height)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 64 or v % 8:
+                raise ValueError(f"{side} must be a multiple of 8 and at least 64, got {v!r}")
+        if not isinstance(c.frame_buffer_size, int) or not 1 <= c.frame_buffer_size <= 64:
+            raise ValueError(f"frame_buffer_size must be an integer in [1, 64], got {c.frame_buffer_size!r}")
+        if c.cfg_type not in CFG_TYPES:
+            raise ValueError(f"cfg_type must be one of {', '.join(CFG_TYPES)}, got {c.cfg_type!r}")
+        if c.mode not in ("img2img", "txt2img"):
+            raise ValueError(f"mode must be img2img or txt2img, got {c.mode!r}")
+        most = int(getattr(self.scheduler.config, "original_inference_steps", 50))
+        if not isinstance(c.num_inference_steps, int) or not 1 <= c.num_inference_steps <= most:
+            raise ValueError(f"num_inference_steps must be in [1, {most}], got {c.num_inference_steps!r}")
+
+    def _build(self, t_index_list: list[int]) -> None:
+        """(Re)allocate every buffer for this many stages; the stream restarts from empty."""
+        f = self.frame_buffer_size
+        self.t_index_list = list(t_index_list)
+        self._n = n = len(t_index_list)
+        self._stage = stage_coefficients(self.scheduler, t_index_list, self.num_inference_steps)
+        self._stage_noise = seeded_noise(self.seed, (n * f, *self.latent_shape))[::f]
+        self._rows = self._make_rows()
+        self._stage_rows = [self._rows.slice(i * f, (i + 1) * f) for i in range(n)]
+        self._batch = None
+        self._alloc_batches()
+        self._stock = torch.zeros((n * f, *self.latent_shape), device=self.device, dtype=self.dtype)
+        if n > 1:
+            self._stock[:f].copy_(self._rows.noise[:f])
+        self._stock_next = torch.zeros_like(self._stock)
+        self._seq_stock = torch.zeros((f, *self.latent_shape), device=self.device, dtype=self.dtype)
+        self._x0 = torch.zeros_like(self._stock)
+        self._eps = torch.zeros_like(self._stock)
+        self._noise_gen.manual_seed(normalize_seed(self.seed)[0][0])
+        self._last: torch.Tensor | None = None
+        self._force = n
+
+    def _alloc_batches(self) -> None:
+        f, n, g = self.frame_buffer_size, self._n, self._conditioning.groups
+        emb_shape = self._transition.current.shape[1:]
+        old = getattr(self, "_batch", None)
+        ru = {"full": n * f, "initialize": f}.get(self.cfg_type, 0)
+        self._batch = _UNetBatch(n * f, ru, g, self.latent_shape, emb_shape, self.device, self.dtype)
+        if old is not None and old.x.shape == self._batch.x.shape:
+            self._batch.x.copy_(old.x)  # keep the in-flight frames
+        self._stages = []
+        for i in range(n):
+            ru_i = f if self.cfg_type == "full" or (self.cfg_type == "initialize" and i == 0) else 0
+            self._stages.append(_UNetBatch(f, ru_i, g, self.latent_shape, emb_shape, self.device, self.dtype))
+        self._write_timesteps()
+        self._write_text(self._transition.current)
+        self._write_uncond()
+
+    def _make_rows(self) -> _Rows:
+        st: StageCoefficients = self._stage
+        f = self.frame_buffer_size
+        one = torch.ones(1, dtype=torch.float64)
+        a = st.c_out / st.alpha + st.c_skip
+        bc = st.c_out * st.beta / st.alpha
+        ratio = torch.cat([st.alpha[1:], one]) / torch.cat([st.beta[1:], one])
+        noise = self._stage_noise.repeat_interleave(f, 0)
+        beta_noise = _per_row(st.beta, f) * noise
+        if not self.do_add_noise:
+            beta_noise[f:] = 0  # the stage-0 noising of a new frame always happens
+        rows = {
+            "a": _per_row(a, f),
+            "neg_bc": _per_row(-bc, f),
+            "alpha": _per_row(st.alpha, f),
+            "k1": _per_row(ratio * a * st.beta, f),
+            "neg_k2": _per_row(-ratio * bc, f),
+            "noise": noise,
+            "noise_next": self._stage_noise.roll(-1, 0).repeat_interleave(f, 0),
+            "beta_noise": beta_noise,
+        }
+        return _Rows(**{k: v.to(device=self.device, dtype=self.dtype) for k, v in rows.items()})
+
+    def _write_timesteps(self) -> None:
+        f = self.frame_buffer_size
+        rows = self._stage.timesteps.repeat_interleave(f).to(self.device)
+        self._batch.set_timesteps(rows)
+        for i, b in enumerate(self._stages):
+            b.set_timesteps(rows[i * f : (i + 1) * f])
+
+    def _write_text(self, prompt_embeds: torch.Tensor) -> None:
+        groups = self._conditioning.embeds(prompt_embeds)
+        for b in (self._batch, *self._stages):
+            b.set_text(groups)
+
+    def _write_uncond(self) -> None:
+        for b in (self._batch, *self._stages):
+            b.set_uncond(self._negative_embeds)
+
+    # -- the hot path --------------------------------------------------------------------------
+    @property
+    def _guided(self) -> bool:
+        return self.cfg_type != "none" and self.guidance_scale > 1.0
+
+    def _clock(self) -> float:
+        if self._cuda:
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    @torch.no_grad()
+    def __call__(self, frames: torch.Tensor | None = None) -> torch.Tensor:
+        with self._lock:
+            return self._frame(frames)
+
+    def _frame(self, frames: torch.Tensor | None) -> torch.Tensor:
+        prof = self.profile
+        t0 = self._clock() if prof else 0.0
+        f = self.frame_buffer_size
+        entry = self._batch.x[:f] if self.use_denoising_batch else self._stages[0].x
+        if self.mode == "txt2img":
+            entry.normal_(generator=self._noise_gen)
+        else:
+            images = self._images(frames)
+            if self.similarity_filter and self._filter.should_skip(images, allow=self._force == 0):
+                if self._last is not None:
+                    self._counters["frames"] += f
+                    self._counters["skipped"] += f
+                    if prof:
+                        self.last_timings = {"encode": 0.0, "unet": 0.0, "decode": 0.0, "total": 0.0}
+                    return self._last
+            latents = self.vae_encode_fn(images)
+            torch.addcmul(self._rows.beta_noise[:f], self._rows.alpha[:f] * self._scaling, latents, out=entry)
+        t1 = self._clock() if prof else 0.0
+        if self._transition.active:
+            self._write_text(self._transition.advance())
+        x0 = self._denoise_batch() if self.use_denoising_batch else self._denoise_sequential()
+        t2 = self._clock() if prof else 0.0
+        decoded = self.vae_decode_fn(x0 if self._inv_scaling == 1.0 else x0 * self._inv_scaling)
+        out = decoded.mul(0.5).add_(0.5).clamp_(0.0, 1.0)
+        self._last = out
+        self._counters["frames"] += f
+        self._counters["calls"] += 1
+        if self._force:
+            self._force -= 1
+        if prof:
+            t3 = self._clock()
+            self.last_timings = {
+                "encode": (t1 - t0) * 1e3,
+                "unet": (t2 - t1) * 1e3,
+                "decode": (t3 - t2) * 1e3,
+                "total": (t3 - t0) * 1e3,
+            }
+        return out
+
+    def _images(self, frames: torch.Tensor | None) -> torch.Tensor:
+        if frames is None:
+            raise ValueError("img2img needs frames; pass a (N, 3, H, W) tensor (None is for txt2img)")
+        if not isinstance(frames, torch.Tensor) or frames.shape != self._frame_shape:
+            got = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+            raise ValueError(f"frames must be a tensor shaped {tuple(self._frame_shape)}, got {got}")
+        if not frames.is_floating_point():
+            raise ValueError(f"frames must be floats in [0, 1], got dtype {frames.dtype}")
+        return frames.to(device=self.device, dtype=self.dtype).mul(2.0).sub_(1.0)
+
+    def _denoise_batch(self) -> torch.Tensor:
+        """One UNet call over all n*f rows; returns the finished x0 of the oldest f frames."""
+        b, r, f, n = self._batch, self._rows, self.frame_buffer_size, self._n
+        guided = self._guided
+        pred = self.unet_fn(*b.inputs(guided))
+        self._counters["unet_calls"] += 1
+        eps = self._guide(pred, b, self._stock, guided, self._eps)
+        x = b.x
+        x0 = torch.mul(x, r.a, out=self._x0).addcmul_(r.neg_bc, eps)
+        if self.cfg_type in ("self", "initialize"):
+            nxt = self._stock_next
+            if n > 1:  # row i's residual noise follows its latent into row i + f
+                torch.addcmul(r.noise_next[:-f], r.k1[:-f], self._stock[:-f], out=nxt[f:])
+                nxt[f:].addcmul_(r.neg_k2[:-f], eps[:-f])
+                nxt[:f].copy_(r.noise[:f])
+            else:  # one stage: the residual carries over to the next frame, as in the reference
+                torch.addcmul(r.noise_next, r.k1, self._stock, out=nxt).addcmul_(r.neg_k2, eps)
+            self._stock, self._stock_next = nxt, self._stock
+        if n > 1:
+            torch.addcmul(r.beta_noise[f:], r.alpha[f:], x0[:-f], out=x[f:])
+        return x0[-f:]
+
+    def _denoise_sequential(self) -> torch.Tensor:
+        """The same steps one stage at a time (n UNet calls): the baseline stream batch beats."""
+        n, guided = self._n, self._guided
+        uses_stock = self.cfg_type in ("self", "initialize")
+        stock = self._seq_stock if n == 1 else self._stage_rows[0].noise.clone()
+        x0 = self._x0
+        for i, b in enumerate(self._stages):
+            r = self._stage_rows[i]
+            pred = self.unet_fn(*b.inputs(guided))
+            self._counters["unet_calls"] += 1
+            eps = self._guide(pred, b, stock, guided, None)
+            x0 = torch.addcmul(b.x * r.a, r.neg_bc, eps)
+            if uses_stock:
+                stock = torch.addcmul(r.noise_next, r.k1, stock).addcmul_(r.neg_k2, eps)
+            if i + 1 < n:
+                nr = self._stage_rows[i + 1]
+                torch.addcmul(nr.beta_noise, nr.alpha, x0, out=self._stages[i + 1].x)
+        if n == 1 and uses_stock:
+            self._seq_stock = stock
+        return x0
+
+    def _guide(self, pred, b: _UNetBatch, stock, guided: bool, out) -> torch.Tensor:
+        """Turn the UNet output into the guided noise estimate eps (residual CFG)."""
+        ru = b.uncond_rows if guided else 0
+        text = pred[ru:] if ru else pred
+        if b.groups > 1:
+            text = self._conditioning.fuse(text.view(b.groups, b.rows, *text.shape[1:]))
+        if not guided:
+            return text
+        g = self.guidance_scale
+        if self.cfg_type == "full":
+            return torch.mul(text, g, out=out).add_(pred[:ru], alpha=1.0 - g)
+        if ru:  # initialize: the stage-0 rows' residual is their real unconditional prediction
+            stock[:ru].copy_(pred[:ru])
+        return torch.mul(text, g, out=out).add_(stock, alpha=(1.0 - g) * self.delta)
+
+    # -- live parameters -----------------------------------------------------------------------
+    def update(self, **params: Any) -> None:
+        """Change live parameters; all are validated before any is applied (a bad one changes nothing).
+
+        Keys: prompt (text or [(text, weight), ...]), negative_prompt, guidance_scale, delta,
+        seed (int or [(seed, weight), ...]), t_index_list (same length: new coefficients; another
+        length: the stream restarts), strength (0..1, mapped onto t_index_list keeping its length),
+        similarity_filter, similarity_threshold, max_skip_frame, transition_frames, transition_curve.
+        """
+        unknown = sorted(set(params) - set(LIVE_KEYS))
+        if unknown:
+            raise ValueError(f"unknown engine parameter(s) {', '.join(unknown)}; known: {', '.join(LIVE_KEYS)}")
+        if "strength" in params and "t_index_list" in params:
+            raise ValueError("give t_index_list or strength, not both")
+        live = self._validate(params)
+        with self._encode_lock:
+            target = self._encoder.blend(live["prompt"]) if "prompt" in live else None
+            negative = self._encoder.encode(live["negative_prompt"]) if "negative_prompt" in live else None
+        with self._lock:
+            self._apply(live, target, negative)
+
+    def _validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in params.items():
+            if key == "prompt":
+                pairs = normalize_weighted(value, "prompt", str)
+                for text, _ in pairs:
+                    check_text(text, "prompt")
+                out[key] = value if isinstance(value, str) else [tuple(p) for p in value]
+            elif key == "negative_prompt":
+                out[key] = check_text(value, "negative_prompt")
+            elif key in ("guidance_scale", "delta"):
+                out[key] = _number(key, value, 0.0, 100.0)
+            elif key == "seed":
+                pairs = normalize_seed(value)
+                out[key] = value if isinstance(value, int) else [tuple(p) for p in value]
+                del pairs
+            elif key == "t_index_list":
+                out[key] = validate_t_index_list(value, self.num_inference_steps)
+            elif key == "strength":
+                s = _number(key, value, 0.0, 1.0)
+                n = len(self.t_index_list)
+                out["t_index_list"] = t_index_from_strength(s, n, self.num_inference_steps)
+            elif key == "similarity_filter":
+                if value not in (True, False, 0, 1):
+                    raise ValueError(f"similarity_filter must be true or false, got {value!r}")
+                out[key] = bool(value)
+            elif key == "similarity_threshold":
+                out[key] = _number(key, value, 0.0, 1.0)
+            elif key in ("max_skip_frame", "transition_frames"):
+                out[key] = int(_number(key, value, 0, MAX_TRANSITION, integral=True))
+            elif key == "transition_curve":
+                if value not in ("linear", "slerp"):
+                    raise ValueError(f"transition_curve must be linear or slerp, got {value!r}")
+                out[key] = value
+        return out
+
+    def _apply(self, live: dict[str, Any], target, negative) -> None:
+        changes_output = False
+        if "transition_frames" in live:
+            self.transition_frames = live["transition_frames"]
+        if "transition_curve" in live:
+            self.transition_curve = live["transition_curve"]
+        if "similarity_filter" in live:
+            self.similarity_filter = live["similarity_filter"]
+            self._filter.reset()
+        if "similarity_threshold" in live:
+            self._filter.threshold = live["similarity_threshold"]
+        if "max_skip_frame" in live:
+            self._filter.max_skip_frame = live["max_skip_frame"]
+        if "guidance_scale" in live:
+            self.guidance_scale = live["guidance_scale"]
+            changes_output = True
+        if "delta" in live:
+            self.delta = live["delta"]
+            changes_output = True
+        if "t_index_list" in live and live["t_index_list"] != self.t_index_list:
+            changes_output = True
+            if len(live["t_index_list"]) != self._n:
+                if "seed" in live:
+                    self.seed = live.pop("seed")
+                self._build(live["t_index_list"])
+            else:
+                self.t_index_list = live["t_index_list"]
+                self._stage = stage_coefficients(self.scheduler, self.t_index_list, self.num_inference_steps)
+                self._refresh_rows()
+                self._write_timesteps()
+        if "seed" in live:
+            self.seed = live["seed"]
+            f = self.frame_buffer_size
+            self._stage_noise = seeded_noise(self.seed, (self._n * f, *self.latent_shape))[::f]
+            self._noise_gen.manual_seed(normalize_seed(self.seed)[0][0])
+            self._refresh_rows()
+            changes_output = True
+        if negative is not None:
+            self.negative_prompt = live["negative_prompt"]
+            self._negative_embeds = negative
+            self._write_uncond()
+            changes_output = True
+        if target is not None:
+            self.prompt = live["prompt"]
+            self._transition.retarget(target, self.transition_frames, self.transition_curve)
+            if not self._transition.active:
+                self._write_text(self._transition.current)
+            changes_output = True
+        if changes_output:  # let the new look through even if the input stands still
+            self._force = self._n + (self.transition_frames if target is not None else 0)
+
+    def _refresh_rows(self) -> None:
+        self._rows.copy_from(self._make_rows())  # in place: views and captured buffers stay valid
+
+    # -- extension points & misc ---------------------------------------------------------------
+    @property
+    def conditioning(self) -> TextConditioning:
+        return self._conditioning
+
+    def set_conditioning(self, conditioning: TextConditioning) -> None:
+        """Swap how text rows are built and fused (regional prompts); in-flight frames are kept."""
+        if not isinstance(conditioning, TextConditioning) or conditioning.groups < 1:
+            raise ValueError("conditioning must provide groups >= 1, embeds() and fuse()")
+        with self._lock:
+            old = self._conditioning
+            self._conditioning = conditioning
+            try:
+                self._alloc_batches()
+            except Exception:
+                self._conditioning = old
+                self._alloc_batches()
+                raise
+
+    @property
+    def prompt_embeds(self) -> torch.Tensor:
+        """The prompt embeddings (1, 77, D) the last frame used (mid-transition: the blend)."""
+        return self._transition.current
+
+    @property
+    def lag(self) -> int:
+        """Calls between a frame going in and its result coming out."""
+        return self._n - 1 if self.use_denoising_batch else 0
+
+    def reset(self) -> None:
+        """Empty the stream (in-flight frames, residuals, filter) keeping every parameter."""
+        with self._lock:
+            self._build(self.t_index_list)
+            self._filter.reset()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            **self._counters,
+            "prompt_encodes": self._encoder.encode_count,
+            "lag": self.lag,
+            "t_index_list": list(self.t_index_list),
+            "cfg_type": self.cfg_type,
+            "guidance_scale": self.guidance_scale,
+            "unet_batch": self._unet_batch_size(),
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+
+    def _unet_batch_size(self) -> int:
+        b = self._batch if self.use_denoising_batch else self._stages[0]
+        return (b.uncond_rows if self._guided else 0) + b.groups * b.rows
+
+
+def _per_row(values: torch.Tensor, f: int) -> torch.Tensor:
+    return values.repeat_interleave(f).view(-1, 1, 1, 1)
+
+
+def _vae_downscale(vae) -> int:
+    cfg = vae.config
+    blocks = getattr(cfg, "block_out_channels", None) or getattr(cfg, "encoder_block_out_channels", None)
+    return 2 ** (len(blocks) - 1) if blocks else 8
+
+
+def _number(key: str, value: Any, lo: float, hi: float, integral: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{key} must be a finite number, got {value!r}")
+    if integral and value != int(value):
+        raise ValueError(f"{key} must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{key} must be in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
