@@ -1,0 +1,265 @@
+"""`sd-bridge run`: source -> engine -> sinks, until Ctrl-C, --frames or --seconds."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command(help="Run the daemon: capture, diffuse, send, steered live over OSC.")(run)
+
+
+def run(
+    preset: str = typer.Option(
+        None, "--preset", "-p", help="A preset NAME from presets/ or a PATH to a .toml."
+    ),
+    source: str = typer.Option(
+        None,
+        "--source",
+        "-s",
+        help="pattern | screen[:N|:x,y,w,h] | spout:NAME | ndi:NAME | camera:N | file:PATH | image:PATH",
+    ),
+    sink: list[str] = typer.Option(
+        None,
+        "--sink",
+        "-o",
+        help="auto | vcam | spout:NAME | ndi:NAME | window | file:PATH | null (repeatable)",
+    ),
+    model: str = typer.Option(
+        None, "--model", "-m", help="HF id, folder, .safetensors, or random:tiny|sd15|sd-turbo"
+    ),
+    engine: str = typer.Option(
+        None, "--engine", help="stream (StreamDiffusion) or passthrough (output = input)."
+    ),
+    fallback: bool = typer.Option(
+        False, "--fallback-passthrough", help="If the model cannot load, run passthrough instead of exiting."
+    ),
+    width: int = typer.Option(None, "--width"),
+    height: int = typer.Option(None, "--height"),
+    t_index: str = typer.Option(None, "--t-index", help="Denoising steps, e.g. 35 or 32,45."),
+    cfg_type: str = typer.Option(None, "--cfg-type", help="none | full | self | initialize"),
+    guidance: float = typer.Option(None, "--guidance"),
+    delta: float = typer.Option(None, "--delta"),
+    prompt: str = typer.Option(None, "--prompt"),
+    negative_prompt: str = typer.Option(None, "--negative-prompt"),
+    seed: int = typer.Option(None, "--seed"),
+    similarity_filter: bool = typer.Option(
+        None, "--filter/--no-filter", help="Stochastic similarity filter."
+    ),
+    accel: str = typer.Option(None, "--accel", help="auto | torch | compile | tensorrt"),
+    fps: float = typer.Option(None, "--fps", help="Capture pace for pattern/screen/file/image; sinks' rate."),
+    fit: str = typer.Option(
+        None, "--fit", help="crop | letterbox | stretch (keep aspect when scaling the input)."
+    ),
+    frames: int = typer.Option(None, "--frames", help="Stop after this many output frames."),
+    seconds: float = typer.Option(None, "--seconds", help="Stop after this many seconds."),
+    osc_port: int = typer.Option(None, "--osc-port", help="OSC port (default 7000; 0 disables OSC)."),
+    osc_host: str = typer.Option(
+        "127.0.0.1", "--osc-host", help="Address OSC listens on (0.0.0.0: the LAN)."
+    ),
+    osc_allow: list[str] = typer.Option(
+        None, "--osc-allow", help="Client addresses allowed to send (repeatable)."
+    ),
+    osc_reply_port: int = typer.Option(None, "--osc-reply-port", help="Send status replies to this port."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    from bridge.errors import BridgeError
+    from bridge.runtime.log import log, setup_logging
+
+    setup_logging(verbose)
+    overrides: dict[str, Any] = {
+        "source": source,
+        "sinks": list(sink) if sink else None,
+        "model": model,
+        "engine": engine,
+        "width": width,
+        "height": height,
+        "t_index_list": _int_list(t_index),
+        "cfg_type": cfg_type,
+        "guidance": guidance,
+        "delta": delta,
+        "prompt": prompt,
+        "negative_prompt": negative_prompt,
+        "seed": seed,
+        "filter": similarity_filter,
+        "accel": accel,
+        "fps": fps,
+        "fit": fit,
+        "osc_port": osc_port,
+    }
+    try:
+        code = _run(overrides, preset, fallback, frames, seconds, quiet, osc_host, osc_allow, osc_reply_port)
+    except BridgeError as exc:
+        log.error("%s", exc)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+def _int_list(text: str | None) -> list[int] | str | None:
+    if text is None:
+        return None
+    try:
+        return [int(p) for p in text.replace(" ", "").split(",") if p]
+    except ValueError:
+        return text  # the preset checker reports it with what is expected
+
+
+def _run(
+    overrides: dict[str, Any],
+    preset_arg: str | None,
+    fallback: bool,
+    frames: int | None,
+    seconds: float | None,
+    quiet: bool,
+    osc_host: str,
+    osc_allow: list[str] | None,
+    osc_reply_port: int | None,
+) -> int:
+    from bridge.control.store import ParamStore
+    from bridge.runtime import ModelUnavailable, PassthroughEngine, Runtime, RuntimeOptions, build_engine
+    from bridge.runtime.engines import factory_for, one_line
+    from bridge.runtime.log import log
+    from bridge.runtime.settings import DEFAULT_MODEL, OFFLINE_MODEL, resolve_settings
+    from bridge.sinks import make_sink, resolve_auto
+    from bridge.sources import open_source
+
+    settings = resolve_settings(preset_arg, overrides)
+    config = settings.config
+    src = open_source(settings.source, fps=settings.fps)
+    sinks = [make_sink(s) for s in settings.sinks]
+    kind = settings.engine
+    if kind == "stream":
+        log.info("loading %s (%dx%d)...", config.model, config.width, config.height)
+        try:
+            eng = build_engine(config, "stream")
+        except Exception as exc:  # ModelUnavailable, or anything a broken model throws at load time
+            why = one_line(exc)
+            if isinstance(exc, ModelUnavailable) and config.model == DEFAULT_MODEL and not fallback:
+                log.error(
+                    "model %s is not available (%s); without a download run: sd-bridge run --model %s",
+                    DEFAULT_MODEL,
+                    why,
+                    OFFLINE_MODEL,
+                )
+                return 1
+            if not fallback:
+                log.error(
+                    "cannot load model %s: %s (add --fallback-passthrough to run without it)",
+                    config.model,
+                    why,
+                )
+                return 1
+            log.warning("cannot load model %s: %s; running passthrough (output = input)", config.model, why)
+            eng, kind = (
+                PassthroughEngine(config.width, config.height, config.frame_buffer_size),
+                "passthrough",
+            )
+    else:
+        eng = PassthroughEngine(config.width, config.height, config.frame_buffer_size)
+    store = ParamStore()
+    options = RuntimeOptions(fps=settings.fps, fit=settings.fit, max_frames=frames)  # type: ignore[arg-type]
+    runtime = Runtime(
+        src, sinks, eng, config, store=store, factory=factory_for(kind), options=options, engine_name=kind
+    )
+    if settings.transition is not None:
+        store.set("transition", settings.transition, origin="preset")
+    osc = start_osc(store, runtime.stats, osc_host, settings.osc_port, osc_allow, osc_reply_port)
+    outs = ", ".join(resolve_auto(s) for s in settings.sinks)
+    log.info(
+        "running: %s -> %s %s -> %s (Ctrl-C stops)",
+        src.name,
+        kind,
+        config.model if kind == "stream" else "",
+        outs,
+    )
+    runtime.start()
+    try:
+        _main_loop(runtime, seconds, quiet)
+    finally:
+        runtime.stop(timeout=1.0)
+        if osc is not None:
+            osc.stop()
+    s = runtime.stats()
+    _clear_line(quiet)
+    log.info(
+        "stopped: %d frames out, %.1f fps, e2e p50 %.0f ms p95 %.0f ms, dropped %d, faults %s",
+        s["frames_out"],
+        s["fps"],
+        s["e2e_p50_ms"],
+        s["e2e_p95_ms"],
+        s["dropped_total"],
+        ", ".join(f"{k} {v}" for k, v in s["faults"].items() if v) or "none",
+    )
+    return 0
+
+
+def start_osc(
+    store: Any,
+    stats: Callable[[], dict],
+    host: str,
+    port: int,
+    allow: list[str] | None,
+    reply_port: int | None,
+) -> Any:
+    """Start the OSC server if bridge.control.osc is present (the control branch); None otherwise."""
+    from bridge.runtime.log import log
+
+    if not port:
+        return None
+    try:
+        from bridge.control.osc import OscServer  # type: ignore[import-not-found]
+    except ImportError:
+        log.info("OSC control is not available in this build")
+        return None
+    try:
+        server = OscServer(
+            store, host=host, port=port, stats=stats, reply_port=reply_port, allow=allow or None
+        )
+        server.start()
+    except OSError as exc:
+        log.warning("OSC: cannot listen on %s:%d (%s); running without OSC", host, port, exc)
+        return None
+    log.info("OSC listening on %s:%d", host, port)
+    return server
+
+
+def _main_loop(runtime: Any, seconds: float | None, quiet: bool) -> None:
+    """Wait in the main thread (signals arrive here), drawing the status line."""
+    stop = runtime.stop_event
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    tty = sys.stderr.isatty()
+    start = time.monotonic()
+    last_print = start
+    try:
+        while not stop.wait(0.25 if tty else 0.5):
+            now = time.monotonic()
+            if seconds is not None and now - start >= seconds:
+                stop.set()
+                break
+            if quiet:
+                continue
+            if tty:
+                sys.stderr.write("\r\x1b[K" + runtime.status_line())
+                sys.stderr.flush()
+            elif now - last_print >= 10.0:
+                sys.stderr.write("sd-bridge: " + runtime.status_line() + "\n")
+                last_print = now
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _clear_line(quiet: bool) -> None:
+    if not quiet and sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[K")

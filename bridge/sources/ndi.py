@@ -1,0 +1,111 @@
+"""NDI receiver (cyndilib), found by source name; a partial name matches; reconnects."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from bridge.errors import BackendMissing, BridgeError, SpecError
+
+NDI_HINT = 'NDI needs cyndilib: pip install "sd-bridge[ndi]"'
+
+
+def import_cyndilib():  # noqa: ANN201 - returns the module
+    try:
+        import cyndilib  # noqa: F401
+        from cyndilib import finder, receiver, video_frame
+        from cyndilib.wrapper import ndi_recv
+    except ImportError as exc:
+        raise BackendMissing(NDI_HINT) from exc
+    return finder, receiver, video_frame, ndi_recv
+
+
+def match_source(names: list[str], wanted: str) -> str | None:
+    """The source whose name equals `wanted`, else whose stream name equals it, else the first
+    that contains it (case-insensitive). NDI names look like "HOST (stream)"."""
+    low = wanted.lower()
+    for n in names:
+        if n.lower() == low:
+            return n
+    for n in names:
+        if "(" in n and n.rsplit("(", 1)[1].rstrip(")").lower() == low:
+            return n
+    for n in sorted(names):
+        if low in n.lower():
+            return n
+    return None
+
+
+class NdiSource:
+    """Receives the newest video frame of an NDI source.
+
+    If the source is not on the network yet, or goes away (no frame for `stale_s`), the source
+    raises; the runtime keeps the last frame going out and calls `open` again, which searches again.
+    """
+
+    fps = None
+
+    def __init__(self, wanted: str, discover_s: float = 5.0, stale_s: float = 3.0) -> None:
+        if not wanted:
+            raise SpecError("ndi: expected a source name, e.g. ndi:TouchDesigner")
+        self.wanted = wanted
+        self.name = f"ndi:{wanted}"
+        self.discover_s = discover_s
+        self.stale_s = stale_s
+        self._finder = None
+        self._receiver = None
+        self._frame = None
+        self._last = 0.0
+        self.source_name: str | None = None
+
+    def open(self, width: int, height: int) -> None:
+        finder_mod, receiver_mod, video_mod, ndi_recv = import_cyndilib()
+        if self._finder is None:
+            self._finder = finder_mod.Finder()
+            self._finder.open()
+        deadline = time.monotonic() + self.discover_s
+        found = None
+        while found is None and time.monotonic() < deadline:
+            self._finder.wait_for_sources(0.25)
+            found = match_source(self._finder.get_source_names(), self.wanted)
+        if found is None:
+            names = ", ".join(self._finder.get_source_names()) or "none"
+            raise BridgeError(f"{self.name}: no NDI source matches (sources seen: {names})")
+        receiver = receiver_mod.Receiver(
+            color_format=ndi_recv.RecvColorFormat.RGBX_RGBA,
+            bandwidth=ndi_recv.RecvBandwidth.highest,
+            recv_name="sd-bridge",
+        )
+        frame = video_mod.VideoRecvFrame()
+        receiver.set_video_frame(frame)
+        receiver.set_source(self._finder.get_source(found))
+        self._receiver, self._frame = receiver, frame
+        self._recv_type = receiver_mod.ReceiveFrameType
+        self._last = time.monotonic()
+        self.source_name = found
+
+    def read(self) -> np.ndarray | None:
+        assert self._receiver is not None and self._frame is not None
+        got = self._receiver.receive(self._recv_type.recv_video, 100)
+        if not got & self._recv_type.recv_video or self._frame.xres <= 0:
+            if time.monotonic() - self._last > self.stale_s:
+                raise BridgeError(f"{self.name}: no frame for {self.stale_s:g} s, searching again")
+            return None
+        self._last = time.monotonic()
+        frame = self._frame
+        data = np.empty(frame.get_data_size(), dtype=np.uint8)
+        frame.fill_p_data(data)
+        h, w = frame.yres, frame.xres
+        stride = frame.get_line_stride() or w * 4
+        rgba = data[: h * stride].reshape(h, stride)[:, : w * 4].reshape(h, w, 4)
+        return np.ascontiguousarray(rgba[..., :3])
+
+    def close(self) -> None:
+        if self._receiver is not None:
+            self._receiver.disconnect()
+            self._receiver = None
+            self._frame = None
+        if self._finder is not None:
+            self._finder.close()
+            self._finder = None

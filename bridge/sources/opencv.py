@@ -1,0 +1,106 @@
+"""OpenCV sources: a camera, a looping video file, a still image."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+from bridge.errors import BridgeError, SpecError
+from bridge.frames import to_rgb
+
+
+class CameraSource:
+    fps = None  # the camera paces itself: read() blocks until its next frame
+
+    def __init__(self, arg: str) -> None:
+        try:
+            self.index = int(arg)
+        except ValueError:
+            raise SpecError(f"camera:{arg}: expected a camera number, e.g. camera:0") from None
+        self.name = f"camera:{self.index}"
+        self._cap: cv2.VideoCapture | None = None
+
+    def open(self, width: int, height: int) -> None:
+        cap = cv2.VideoCapture(self.index)
+        if not cap.isOpened():
+            cap.release()
+            raise BridgeError(f"{self.name}: cannot open camera {self.index} (is it connected and free?)")
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a backlog
+        self._cap = cap
+
+    def read(self) -> np.ndarray:
+        assert self._cap is not None
+        ok, img = self._cap.read()
+        if not ok:
+            raise BridgeError(f"{self.name}: the camera stopped sending frames")
+        return to_rgb(img, "BGR")
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class FileSource:
+    """A video file played at its own frame rate, looping at the end."""
+
+    def __init__(self, path: str) -> None:
+        if not path:
+            raise SpecError("file: expected a path, e.g. file:clip.mp4")
+        self.path = path
+        self.name = f"file:{path}"
+        self.fps: float | None = 30.0
+        self._cap: cv2.VideoCapture | None = None
+
+    def open(self, width: int, height: int) -> None:
+        if not os.path.isfile(self.path):
+            raise BridgeError(f"{self.name}: no such file")
+        cap = cv2.VideoCapture(self.path)
+        if not cap.isOpened():
+            cap.release()
+            raise BridgeError(f"{self.name}: OpenCV cannot decode this file")
+        native = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = native if 1 <= native <= 240 else 30.0
+        self._cap = cap
+
+    def read(self) -> np.ndarray:
+        assert self._cap is not None
+        ok, img = self._cap.read()
+        if not ok:  # the end: loop
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, img = self._cap.read()
+            if not ok:
+                raise BridgeError(f"{self.name}: no frames could be decoded")
+        return to_rgb(img, "BGR")
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class ImageSource:
+    """A still image, sent again at `fps` so that the engine (and the similarity filter) keep running."""
+
+    def __init__(self, path: str, fps: float = 30.0) -> None:
+        if not path:
+            raise SpecError("image: expected a path, e.g. image:photo.png")
+        self.path = path
+        self.name = f"image:{path}"
+        self.fps = fps
+        self._img: np.ndarray | None = None
+
+    def open(self, width: int, height: int) -> None:
+        img = cv2.imread(self.path, cv2.IMREAD_COLOR)
+        if img is None:
+            raise BridgeError(f"{self.name}: cannot read this image (missing file or unknown format)")
+        self._img = to_rgb(img, "BGR")
+
+    def read(self) -> np.ndarray:
+        assert self._img is not None
+        return self._img
+
+    def close(self) -> None:
+        self._img = None

@@ -1,0 +1,88 @@
+"""A moving test card, generated in code: the default source, needs no hardware."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+_BARS = np.array(
+    [
+        [235, 235, 235],
+        [235, 235, 16],
+        [16, 235, 235],
+        [16, 235, 16],
+        [235, 16, 235],
+        [235, 16, 16],
+        [16, 16, 235],
+    ],
+    dtype=np.uint8,
+)
+
+
+class PatternSource:
+    """Colour bars, a gradient, a circle orbiting the centre and the frame number.
+
+    The frame number is also written into the first row of pixels (`encode_counter`), so a test
+    can read back which frame arrived.
+    """
+
+    name = "pattern"
+
+    def __init__(self, fps: float = 30.0) -> None:
+        self.fps = fps
+        self._count = 0
+        self._base: np.ndarray | None = None
+        self._t0 = 0.0
+
+    def open(self, width: int, height: int) -> None:
+        self._base = _card(width, height)
+        self._t0 = time.perf_counter()
+
+    def read(self) -> np.ndarray:
+        assert self._base is not None, "open() first"
+        img = self._base.copy()
+        h, w = img.shape[:2]
+        t = self._count / (self.fps or 30.0)
+        r = min(w, h) / 3
+        cx, cy = int(w / 2 + r * np.cos(t)), int(h / 2 + r * np.sin(t))
+        cv2.circle(img, (cx, cy), max(2, min(w, h) // 10), (255, 255, 255), -1)
+        cv2.putText(
+            img, str(self._count), (4, h - 6), cv2.FONT_HERSHEY_SIMPLEX, max(0.3, h / 400), (0, 0, 0), 1
+        )
+        encode_counter(img, self._count)
+        self._count += 1
+        return img
+
+    def close(self) -> None:
+        self._base = None
+
+
+def _card(width: int, height: int) -> np.ndarray:
+    img = np.empty((height, width, 3), dtype=np.uint8)
+    top = height * 2 // 3
+    bar = (np.arange(width) * len(_BARS) // max(width, 1)).clip(0, len(_BARS) - 1)
+    img[:top] = _BARS[bar][None]
+    ramp = np.linspace(0, 255, width, dtype=np.float32).astype(np.uint8)
+    img[top:] = ramp[None, :, None]
+    return img
+
+
+COUNTER_BITS = 16
+
+
+def encode_counter(img: np.ndarray, n: int, cell: int = 4) -> None:
+    """Write n as COUNTER_BITS black/white cells of `cell` pixels in the top-left corner."""
+    for bit in range(COUNTER_BITS):
+        img[:cell, bit * cell : (bit + 1) * cell] = 255 if (n >> bit) & 1 else 0
+
+
+def decode_counter(img: np.ndarray, cell: int = 4) -> int:
+    """Read back what `encode_counter` wrote (survives mild blur and compression)."""
+    n = 0
+    for bit in range(COUNTER_BITS):
+        block = img[:cell, bit * cell : (bit + 1) * cell]
+        if block.mean() > 127:
+            n |= 1 << bit
+    return n

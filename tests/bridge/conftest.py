@@ -1,0 +1,94 @@
+"""Fixtures for the daemon's tests: a virtual X display, an NDI test sender, small fakes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bridge.runtime.log import setup_logging
+
+setup_logging()
+
+NDI_SENDER = Path(__file__).with_name("ndi_test_sender.py")
+
+
+def _free_display() -> int:
+    for n in range(90, 140):
+        if not os.path.exists(f"/tmp/.X{n}-lock") and not os.path.exists(f"/tmp/.X11-unix/X{n}"):
+            return n
+    raise RuntimeError("no free X display number")
+
+
+@pytest.fixture(scope="session")
+def xvfb() -> Iterator[str]:
+    """Start `Xvfb :N` (640x480) for the session; skip with the reason if Xvfb is missing."""
+    if shutil.which("Xvfb") is None:
+        print("SKIP: Xvfb is not installed (apt-get install xvfb)")
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    n = _free_display()
+    proc = subprocess.Popen(
+        ["Xvfb", f":{n}", "-screen", "0", "640x480x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.skip(f"Xvfb :{n} did not start")
+        time.sleep(0.05)
+    yield f":{n}"
+    proc.terminate()
+    proc.wait(5)
+
+
+@pytest.fixture
+def display(xvfb: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DISPLAY", xvfb)
+    return xvfb
+
+
+def ndi_available() -> str | None:
+    """None when NDI can work here, else the reason it cannot."""
+    try:
+        import cyndilib  # noqa: F401
+    except ImportError:
+        return "cyndilib is not installed"
+    if shutil.which("avahi-daemon") is None and subprocess.run(["pgrep", "-x", "avahi-daemon"]).returncode:
+        return "avahi-daemon is not running (NDI discovery needs mDNS)"
+    return None
+
+
+@pytest.fixture
+def ndi_sender(request: pytest.FixtureRequest) -> Iterator[callable]:
+    """Start test NDI senders in subprocesses: start(name, width, height, seconds)."""
+    reason = ndi_available()
+    if reason:
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    procs: list[subprocess.Popen] = []
+
+    def start(name: str, width: int = 96, height: int = 64, seconds: float = 30.0) -> subprocess.Popen:
+        p = subprocess.Popen([sys.executable, str(NDI_SENDER), name, str(width), str(height), str(seconds)])
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def solid(h: int, w: int, rgb: tuple[int, int, int]) -> np.ndarray:
+    img = np.empty((h, w, 3), np.uint8)
+    img[:] = rgb
+    return img
