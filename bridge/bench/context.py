@@ -12,7 +12,7 @@ from .engines import EngineBuildError, EngineCache
 from .inputs import FrameSource, moving_frames, no_frames, static_frames
 from .measure import EngineRun, measure_engine
 from .options import BenchOptions
-from .pipeline import PipelineRun, PipelineRunner, default_pipeline_runner
+from .pipeline import PipelineRun, PipelineRunner, run_daemon_pipeline
 from .results import Row
 
 ONE_STEP = [35]
@@ -26,12 +26,13 @@ class BenchContext:
     options: BenchOptions
     engines: EngineCache
     accels: list[str]
-    run_pipeline: PipelineRunner = default_pipeline_runner
+    run_pipeline: PipelineRunner = run_daemon_pipeline
     log: Callable[[str], None] = lambda _message: None
     device_seen: list[torch.device] = field(default_factory=list)
     baseline_rss_mb: float | None = None
     """Process peak RSS before the first engine was built."""
     _pipeline_runs: dict[str, tuple[PipelineRun | None, str | None]] = field(default_factory=dict)
+    _engine_fps: dict[str, float] = field(default_factory=dict)
 
     @property
     def primary_accel(self) -> str:
@@ -108,6 +109,7 @@ class BenchContext:
         except Exception as exc:  # noqa: BLE001 - a failing configuration must not end the run
             self.log(f"{label}: failed: {exc}")
             return Row(label, params, error=f"{type(exc).__name__}: {exc}".splitlines()[0]), None
+        self._engine_fps[repr(config)] = run.fps
         row = Row(label, params, run.metrics(with_memory=self.cuda))
         self.log(f"{label}: {run.fps:.2f} fps")
         return row, run
@@ -121,14 +123,21 @@ class BenchContext:
 
     def _measure_pipeline(self, config: Any) -> tuple[PipelineRun | None, str | None]:
         self.log("pipeline: building / measuring")
+        engine_fps = self._engine_fps.get(repr(config))
+        # The pattern runs at twice the engine's rate so the engine never waits for input,
+        # and the wait for the whole run allows ten times the engine's pace (a shared machine).
+        source_fps = min(max(30.0, 2.0 * engine_fps), 1000.0) if engine_fps else 60.0
+        frame_s = 1.0 / engine_fps if engine_fps else 5.0
+        timeout_s = 30.0 + 10.0 * frame_s * (self.options.frames + self.options.warmup)
         try:
             engine = self.engine(config)
             run = self.run_pipeline(
                 engine,
-                width=config.width,
-                height=config.height,
+                config,
                 frames=self.options.frames,
                 warmup=self.options.warmup,
+                source_fps=source_fps,
+                timeout_s=timeout_s,
             )
         except (KeyboardInterrupt, MemoryError):
             raise

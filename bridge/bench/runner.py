@@ -12,7 +12,7 @@ from .context import BenchContext
 from .engines import EngineCache, EngineFactory, resolve_accels
 from .environment import describe_device, describe_environment, load_average, resolve_device
 from .options import BenchOptions
-from .pipeline import PipelineRunner, default_pipeline_runner
+from .pipeline import PipelineRunner, run_daemon_pipeline
 from .results import Report
 from .sections import RUNNERS
 from .targets import evaluate_targets
@@ -32,7 +32,7 @@ def run_bench(
         options=options,
         engines=EngineCache(factory),
         accels=accels,
-        run_pipeline=pipeline_runner or default_pipeline_runner,
+        run_pipeline=pipeline_runner or run_daemon_pipeline,
         log=log or (lambda _message: None),
         baseline_rss_mb=process_peak_rss_mb(),
     )

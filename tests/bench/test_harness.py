@@ -116,13 +116,37 @@ def test_comparisons_are_ratios_of_rows(scaffold_report):
     assert cfg.comparison("self / none fps").value == pytest.approx(fps["cfg self"] / fps["cfg none"])
 
 
-def test_missing_pipeline_becomes_an_error_row_not_a_crash(scaffold_report):
+def test_pipeline_runs_through_the_daemon_runtime(scaffold_report):
     pipeline = scaffold_report.section("pipeline")
+    row = pipeline.row("pipeline")
+    assert row.error is None and row.metrics["fps"] > 0 and row.metrics["frames"] == 12
+    assert row.metrics["p50_ms"] <= row.metrics["p95_ms"] <= row.metrics["p99_ms"]
+    assert pipeline.comparison("pipeline / engine fps").value > 0
+    stages = {r.params["stage"]: r for r in scaffold_report.section("stages").rows}
+    for key in ("capture", "queue", "preprocess", "encode", "unet", "decode", "postprocess", "output"):
+        assert stages[key].error is None and stages[key].metrics["mean_ms"] >= 0, key
+    assert sum(r.metrics["share"] for r in stages.values()) == pytest.approx(1.0)
+
+
+def test_failing_pipeline_becomes_an_error_row_not_a_crash():
+    def broken_runner(*_args, **_kwargs):
+        raise RuntimeError("no source today")
+
+    options = BenchOptions(
+        model="scaffold",
+        frames=3,
+        warmup=1,
+        sizes=[(64, 64)],
+        accels=["torch"],
+        sections=["pipeline", "stages"],
+    )
+    report = run_bench(options, factory=ScaffoldEngine, pipeline_runner=broken_runner)
+    pipeline = report.section("pipeline")
     assert pipeline.row("engine alone").error is None
-    assert "not available" in pipeline.row("pipeline").error
+    assert pipeline.row("pipeline").error == "RuntimeError: no source today"
     assert pipeline.comparison("pipeline / engine fps").value is None
-    stages = {r.label: r for r in scaffold_report.section("stages").rows}
-    assert stages["UNet"].metrics["p50_ms"] > 0 and stages["capture"].error
+    stages = {r.params["stage"]: r for r in report.section("stages").rows}
+    assert stages["unet"].metrics["p50_ms"] > 0 and stages["capture"].error == "RuntimeError: no source today"
 
 
 def test_targets_say_not_measurable_on_cpu(scaffold_report):
