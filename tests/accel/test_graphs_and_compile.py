@@ -1,0 +1,80 @@
+"""CUDA-graph bookkeeping (capture once per shape, reuse, re-capture, fall back) and a real
+torch.compile of the VAE decoder that recompiles only on a new shape."""
+
+from __future__ import annotations
+
+import torch
+
+from engine.accel.compile_backend import apply_compile
+from engine.accel.graphs import GraphedFn
+
+from .conftest import TinyEngine
+
+
+class RecordingCapturer:
+    """Captures nothing: records what would be captured and replays the eager call."""
+
+    def __init__(self, fail_on: tuple | None = None) -> None:
+        self.captured: list[tuple] = []
+        self.fail_on = fail_on
+
+    def __call__(self, fn, example):
+        shapes = tuple(tuple(a.shape) for a in example)
+        if shapes == self.fail_on:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        self.captured.append(shapes)
+        return lambda args: fn(*args)
+
+
+def test_graph_per_shape_reused_and_recaptured_on_change():
+    capturer = RecordingCapturer()
+    graphed = GraphedFn(lambda x, y: x * 2 + y, capturer, max_graphs=2)
+    a, b, c = torch.ones(2, 3), torch.ones(4, 3), torch.ones(5, 3)
+    assert torch.equal(graphed(a, a), a * 3)
+    graphed(a, a)
+    assert capturer.captured == [((2, 3), (2, 3))], "same shape: replayed, not re-captured"
+    graphed(b, b)
+    assert len(capturer.captured) == 2, "new shape: new graph"
+    graphed(a, a)
+    assert len(capturer.captured) == 2, "earlier shape still cached"
+    graphed(c, c)  # evicts the least recently used (b)
+    graphed(b, b)
+    assert len(capturer.captured) == 4 and graphed.captures == 4
+    assert graphed(a, a.to(torch.float64)).dtype == torch.float64, "dtype is part of the signature"
+
+
+def test_failed_capture_falls_back_to_eager_for_that_shape():
+    capturer = RecordingCapturer(fail_on=((3,),))
+    graphed = GraphedFn(lambda x: x + 1, capturer)
+    x = torch.zeros(3)
+    assert torch.equal(graphed(x), x + 1)
+    assert torch.equal(graphed(x), x + 1)
+    assert capturer.captured == [] and ((3,), torch.float32, "cpu") in {s[0] for s in graphed.failed}
+    graphed(torch.zeros(4))
+    assert capturer.captured == [((4,),)]
+
+
+def test_real_torch_compile_recompiles_only_on_new_shape():
+    engine = TinyEngine()
+    graphs_compiled: list[tuple] = []
+
+    def counting_backend(gm, example_inputs):
+        graphs_compiled.append(tuple(tuple(t.shape) for t in example_inputs if isinstance(t, torch.Tensor)))
+        return gm.forward
+
+    torch._dynamo.reset()
+    eager = engine.vae_decode_fn
+    apply_compile(engine, torch.device("cpu"), backend=counting_backend)
+    small, tall = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 12, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(engine.vae_decode_fn(small), eager(small))
+        after_first = len(graphs_compiled)
+        engine.vae_decode_fn(small)
+        assert len(graphs_compiled) == after_first > 0
+        engine.vae_decode_fn(tall)
+        after_second = len(graphs_compiled)
+        assert after_second > after_first, "a new shape compiles a new graph"
+        engine.vae_decode_fn(small)
+        engine.vae_decode_fn(tall)
+        assert len(graphs_compiled) == after_second, "known shapes never recompile"
+    torch._dynamo.reset()
