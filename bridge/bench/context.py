@@ -14,6 +14,7 @@ from .measure import EngineRun, measure_engine
 from .options import BenchOptions
 from .pipeline import PipelineRun, PipelineRunner, run_daemon_pipeline
 from .results import Row
+from .worker import run_in_worker
 
 ONE_STEP = [35]
 """The issue's target setting: 1-step img2img (sd-turbo's usual single step)."""
@@ -98,8 +99,10 @@ class BenchContext:
         try:
             engine = self.engine(config)
             source = self.source(params["inputs"], engine)
-            run = measure_engine(
-                engine, source, frames=self.options.frames, warmup=self.options.warmup, profile=profile
+            run = run_in_worker(
+                lambda: measure_engine(
+                    engine, source, frames=self.options.frames, warmup=self.options.warmup, profile=profile
+                )
             )
         except EngineBuildError as exc:
             self.log(f"{label}: could not build: {exc}")

@@ -22,9 +22,50 @@ class EngineBuildError(RuntimeError):
 
 
 def default_factory(config: Any) -> Any:
+    """`engine.load_engine`, then make sure the asked-for backend serves before anything is timed."""
     from engine import load_engine
 
-    return load_engine(config)
+    engine = load_engine(config)
+    ensure_accel(engine, config)
+    return engine
+
+
+def ensure_accel(engine: Any, config: Any) -> str:
+    """The backend serving `engine`, once it serves `config.accel`; else an `EngineBuildError`.
+
+    A figure labelled `tensorrt` must come from TensorRT: if the engine has not applied its
+    backend, apply it now, building in the foreground (not in the background as the daemon
+    does); if a background build is running, wait for it; refuse a silent fallback.
+    """
+    requested = str(getattr(config, "accel", "auto"))
+    status = getattr(engine, "accel_status", None)
+    if status is None:
+        try:
+            from engine.accel import apply
+        except ImportError:
+            if requested in ("torch", "auto"):
+                return "torch"
+            raise EngineBuildError(
+                f"accel {requested!r} is not part of this build (no engine.accel)"
+            ) from None
+        try:
+            apply(engine, config, background=False)
+        except Exception as exc:  # noqa: BLE001 - AccelUnavailable and build failures: one line
+            raise EngineBuildError(_one_line(exc)) from exc
+        status = engine.accel_status
+    elif getattr(status, "building", False):
+        status.wait()
+    if getattr(status, "error", None):
+        raise EngineBuildError(_one_line(status.error))
+    active = str(getattr(status, "active", requested))
+    if requested != "auto" and active != requested:
+        raise EngineBuildError(f"asked for accel {requested!r} but the engine serves with {active!r}")
+    return active
+
+
+def _one_line(exc: object) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class EngineCache:
@@ -47,9 +88,10 @@ class EngineCache:
             engine = self.factory(config)
         except (KeyboardInterrupt, MemoryError):
             raise
+        except EngineBuildError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any build failure becomes a row's error
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise EngineBuildError(message) from exc
+            raise EngineBuildError(_one_line(exc)) from exc
         self.build_seconds.append(time.perf_counter() - start)
         self.builds += 1
         self._key, self._engine = key, engine

@@ -6,6 +6,7 @@ from ..context import BenchContext
 from ..conversion import measure_conversion
 from ..results import Column, Row, Section
 from ..stats import latency_summary
+from ..worker import run_in_worker
 from .columns import MEAN, P50, P95
 
 STAGES: tuple[tuple[str, str, str], ...] = (
@@ -53,7 +54,10 @@ def run(ctx: BenchContext) -> Section:
 
     try:
         opts = ctx.options
-        samples.update(measure_conversion(ctx.engine(config), frames=opts.frames, warmup=opts.warmup))
+        engine = ctx.engine(config)
+        samples.update(
+            run_in_worker(lambda: measure_conversion(engine, frames=opts.frames, warmup=opts.warmup))
+        )
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - reported in the rows
