@@ -113,6 +113,7 @@ class BenchContext:
             self.log(f"{label}: failed: {exc}")
             return Row(label, params, error=f"{type(exc).__name__}: {exc}".splitlines()[0]), None
         self._engine_fps[repr(config)] = run.fps
+        params.update(_engine_facts(engine))
         row = Row(label, params, run.metrics(with_memory=self.cuda))
         self.log(f"{label}: {run.fps:.2f} fps")
         return row, run
@@ -150,3 +151,19 @@ class BenchContext:
             return None, message
         self.log(f"pipeline: {run.fps:.2f} fps")
         return run, None
+
+
+def _engine_facts(engine: Any) -> dict[str, Any]:
+    """What the engine says it ran (UNet batch rows, lag, active backend), for the JSON."""
+    facts: dict[str, Any] = {}
+    try:
+        stats = engine.stats()
+    except Exception:  # noqa: BLE001 - facts are optional
+        stats = {}
+    for key in ("unet_batch", "lag", "dtype"):
+        if key in stats:
+            facts[key] = stats[key]
+    status = getattr(engine, "accel_status", None)
+    if status is not None:
+        facts["accel_active"] = getattr(status, "active", None)
+    return facts

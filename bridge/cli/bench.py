@@ -34,8 +34,10 @@ def bench(
     """Measure fps, latency, per-stage time and memory; every comparison is a ratio inside this run."""
     import json
     import sys
+    import time
 
     from rich.console import Console
+    from rich.markup import escape
 
     from bridge.bench import run_bench
     from bridge.bench.options import OptionError, build_options
@@ -50,7 +52,11 @@ def bench(
     except OptionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    report = run_bench(options, log=lambda message: err.log(message, highlight=False))
+
+    def progress(message: str) -> None:
+        err.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {escape(message)}", highlight=False)
+
+    report = run_bench(options, log=progress)
     print_report(report)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from ..context import TWO_STEPS, BenchContext
 from ..results import Comparison, Section
 from ..stats import ratio
-from .columns import LATENCY, PEAK
+from .columns import LATENCY, PEAK, UNET_ROWS, with_unet_rows
 
 
 def run(ctx: BenchContext) -> Section:
-    section = Section("batch", "Stream batch vs sequential denoising", [*LATENCY, PEAK])
+    section = Section("batch", "Stream batch vs sequential denoising", [*LATENCY, UNET_ROWS, PEAK])
     fps = {}
     for label, batched in (("stream batch", True), ("sequential", False)):
         row, run_ = ctx.measure(label, ctx.config(t_index_list=list(TWO_STEPS), use_denoising_batch=batched))
-        section.rows.append(row)
+        section.rows.append(with_unet_rows(row))
         fps[label] = run_.fps if run_ else None
     section.comparisons.append(
         Comparison(

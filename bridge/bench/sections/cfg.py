@@ -5,17 +5,17 @@ from __future__ import annotations
 from ..context import BenchContext
 from ..results import Comparison, Section
 from ..stats import ratio
-from .columns import LATENCY, PEAK
+from .columns import LATENCY, PEAK, UNET_ROWS, with_unet_rows
 
 CFG_TYPES = ("none", "self", "initialize", "full")
 
 
 def run(ctx: BenchContext) -> Section:
-    section = Section("cfg", "Classifier-free guidance variants", [*LATENCY, PEAK])
+    section = Section("cfg", "Classifier-free guidance variants", [*LATENCY, UNET_ROWS, PEAK])
     fps: dict[str, float | None] = {}
     for cfg_type in CFG_TYPES:
         row, run_ = ctx.measure(f"cfg {cfg_type}", ctx.config(cfg_type=cfg_type, guidance_scale=1.2))
-        section.rows.append(row)
+        section.rows.append(with_unet_rows(row))
         fps[cfg_type] = run_.fps if run_ else None
     section.comparisons += [
         Comparison("self / none fps", ratio(fps["self"], fps["none"]), explanation="target: at least 0.90"),
