@@ -19,8 +19,14 @@ HEADER_KEYS = (
 
 
 def _header_lines(report: Report) -> list[tuple[str, str]]:
-    env = report.environment
-    return [(label, str(env[key])) for key, label in HEADER_KEYS if env.get(key) is not None]
+    env, opts = report.environment, report.options
+    lines = [(label, str(env[key])) for key, label in HEADER_KEYS if env.get(key) is not None]
+    if opts.get("model"):
+        measured = (
+            f"{opts['model']}; {opts.get('frames')} timed calls per row after {opts.get('warmup')} warm-up"
+        )
+        lines.insert(3, ("model", measured))
+    return lines
 
 
 def _comparison_text(c: Comparison) -> str:

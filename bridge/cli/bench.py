@@ -57,7 +57,8 @@ def bench(
         err.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {escape(message)}", highlight=False)
 
     report = run_bench(options, log=progress)
-    print_report(report)
+    # With `--markdown -` stdout carries only the Markdown (to paste or redirect); the tables go to stderr.
+    print_report(report, err if markdown_path == "-" else None)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
