@@ -10,9 +10,9 @@ import torch
 
 from .engines import EngineBuildError, EngineCache
 from .inputs import FrameSource, moving_frames, no_frames, static_frames
-from .measure import EngineRun, measure_engine
+from .measure import EngineRun, merge_runs, split, timed_calls, warm_up
 from .options import BenchOptions
-from .pipeline import PipelineRun, PipelineRunner, run_daemon_pipeline
+from .pipeline import PipelineRun, PipelineRunner, merge_pipeline_runs, run_daemon_pipeline
 from .results import Row
 from .worker import run_in_worker
 
@@ -20,6 +20,8 @@ ONE_STEP = [35]
 """The issue's target setting: 1-step img2img (sd-turbo's usual single step)."""
 TWO_STEPS = [32, 45]
 """Two denoising steps, so that stream batch and sequential differ."""
+ROUNDS = 3
+"""Rounds the timed calls of a comparison are interleaved in (see `BenchContext.measure_group`)."""
 
 
 @dataclass
@@ -67,8 +69,8 @@ class BenchContext:
         base.update(changes)
         return EngineConfig(**base)
 
-    def engine(self, config: Any) -> Any:
-        engine = self.engines.get(config)
+    def engine(self, config: Any, key: str | None = None) -> Any:
+        engine = self.engines.get(config, key)
         device = torch.device(engine.device)
         if device not in self.device_seen:
             self.device_seen.append(device)
@@ -84,64 +86,130 @@ class BenchContext:
     def measure(
         self, label: str, config: Any, *, inputs: str = "moving", profile: bool = False
     ) -> tuple[Row, EngineRun | None]:
-        """Build (or reuse) the engine for `config` and time it; a failure becomes the row's error."""
-        params = {
-            "accel": config.accel,
-            "mode": config.mode,
-            "size": f"{config.width}x{config.height}",
-            "t_index_list": list(config.t_index_list),
-            "cfg_type": config.cfg_type,
-            "use_denoising_batch": config.use_denoising_batch,
-            "similarity_filter": config.similarity_filter,
-            "inputs": inputs if config.mode == "img2img" else "none",
-        }
-        self.log(f"{label}: building / measuring")
+        """One configuration timed on its own (a group of one)."""
+        return self.measure_group([RowSpec(label, config, inputs, profile)])[0]
+
+    def measure_group(self, specs: list[RowSpec]) -> list[tuple[Row, EngineRun | None]]:
+        """Time several configurations against each other, interleaved.
+
+        Every engine is built and warmed up first; then the timed calls run in `ROUNDS` rounds,
+        each round giving every engine its share of the calls in turn (A B C, A B C, ...). A load
+        change on a shared machine, or a GPU warming up, then hits every row alike instead of
+        whichever happened to run last, and the ratios between rows stay meaningful.
+        A configuration that fails becomes its row's error; the others carry on.
+        """
+        results: dict[str, tuple[Row, EngineRun | None]] = {}
+        live: dict[str, tuple[RowSpec, Any, FrameSource, dict[str, Any]]] = {}
+        warmup = self.options.warmup
+        for spec in specs:
+            params = _params(spec)
+            self.log(f"{spec.label}: building and warming up")
+            try:
+                engine = self.engine(spec.config, key=spec.label)
+                source = self.source(params["inputs"], engine)
+                run_in_worker(lambda e=engine, s=source: warm_up(e, s, warmup))
+            except Exception as exc:  # noqa: BLE001 - a failing configuration must not end the run
+                results[spec.label] = (self._failed(spec.label, params, exc), None)
+                continue
+            live[spec.label] = (spec, engine, source, params)
+        runs: dict[str, list[EngineRun]] = {label: [] for label in live}
+        start = dict.fromkeys(live, warmup)
+        for count in split(self.options.frames, ROUNDS):
+            for label, (spec, engine, source, params) in list(live.items()):
+                try:
+                    run = run_in_worker(
+                        lambda e=engine, s=source, i=start[label], n=count, p=spec.profile: timed_calls(
+                            e, s, start=i, count=n, profile=p
+                        )
+                    )
+                except Exception as exc:  # noqa: BLE001
+                    results[label] = (self._failed(label, params, exc), None)
+                    del live[label]
+                    continue
+                runs[label].append(run)
+                start[label] += count
+        for label, (spec, engine, _source, params) in live.items():
+            run = merge_runs(runs[label])
+            self._engine_fps[repr(spec.config)] = run.fps
+            params.update(_engine_facts(engine))
+            results[label] = (Row(label, params, run.metrics(with_memory=self.cuda)), run)
+            self.log(f"{label}: {run.fps:.2f} fps")
+        return [results[spec.label] for spec in specs]
+
+    def _failed(self, label: str, params: dict[str, Any], exc: BaseException) -> Row:
+        if isinstance(exc, (KeyboardInterrupt, MemoryError)):
+            raise exc
+        if isinstance(exc, EngineBuildError):
+            error = f"could not build: {exc}"
+        else:
+            error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        self.log(f"{label}: {error}")
+        return Row(label, params, error=error)
+
+    def engine_vs_pipeline(self, config: Any) -> tuple[Row, EngineRun | None, PipelineRun | None, str | None]:
+        """The engine alone and the whole pipeline on the same engine, interleaved in rounds."""
+        label = "engine alone"
+        params = _params(RowSpec(label, config))
+        self.log("engine alone vs pipeline: building and warming up")
         try:
             engine = self.engine(config)
-            source = self.source(params["inputs"], engine)
-            run = run_in_worker(
-                lambda: measure_engine(
-                    engine, source, frames=self.options.frames, warmup=self.options.warmup, profile=profile
+            source = self.source("moving", engine)
+            run_in_worker(lambda: warm_up(engine, source, self.options.warmup))
+        except Exception as exc:  # noqa: BLE001
+            row = self._failed(label, params, exc)
+            return row, None, None, row.error
+        engine_runs: list[EngineRun] = []
+        pipeline_runs: list[PipelineRun] = []
+        error: str | None = None
+        index = self.options.warmup
+        for count in split(self.options.frames, ROUNDS):
+            try:
+                engine_runs.append(
+                    run_in_worker(lambda i=index, n=count: timed_calls(engine, source, start=i, count=n))
                 )
-            )
-        except EngineBuildError as exc:
-            self.log(f"{label}: could not build: {exc}")
-            return Row(label, params, error=f"could not build: {exc}"), None
-        except (KeyboardInterrupt, MemoryError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a failing configuration must not end the run
-            self.log(f"{label}: failed: {exc}")
-            return Row(label, params, error=f"{type(exc).__name__}: {exc}".splitlines()[0]), None
-        self._engine_fps[repr(config)] = run.fps
+            except Exception as exc:  # noqa: BLE001
+                row = self._failed(label, params, exc)
+                return row, None, None, row.error
+            index += count
+            if error is None:
+                engine_fps = merge_runs(engine_runs).fps
+                run, error = self._pipeline_chunk(engine, config, count, engine_fps)
+                if run is not None:
+                    pipeline_runs.append(run)
+        engine_run = merge_runs(engine_runs)
+        self._engine_fps[repr(config)] = engine_run.fps
         params.update(_engine_facts(engine))
-        row = Row(label, params, run.metrics(with_memory=self.cuda))
-        self.log(f"{label}: {run.fps:.2f} fps")
-        return row, run
+        pipeline_run = None if error else merge_pipeline_runs(pipeline_runs)
+        self._pipeline_runs[repr(config)] = (pipeline_run, error)
+        pipeline_fps = f"{pipeline_run.fps:.2f} fps" if pipeline_run else "failed"
+        self.log(f"engine alone: {engine_run.fps:.2f} fps; pipeline: {pipeline_fps}")
+        return Row(label, params, engine_run.metrics(with_memory=self.cuda)), engine_run, pipeline_run, error
 
     def pipeline_run(self, config: Any) -> tuple[PipelineRun | None, str | None]:
-        """The pipeline measured once per config (the pipeline and stages sections share it)."""
+        """The pipeline on `config` (measured once per run; the pipeline and stages sections share it)."""
         key = repr(config)
         if key not in self._pipeline_runs:
-            self._pipeline_runs[key] = self._measure_pipeline(config)
+            self.log("pipeline: building and measuring")
+            try:
+                engine = self.engine(config)
+            except Exception as exc:  # noqa: BLE001
+                return None, self._failed("pipeline", {}, exc).error
+            self._pipeline_runs[key] = self._pipeline_chunk(
+                engine, config, self.options.frames, self._engine_fps.get(key), warmup=self.options.warmup
+            )
         return self._pipeline_runs[key]
 
-    def _measure_pipeline(self, config: Any) -> tuple[PipelineRun | None, str | None]:
-        self.log("pipeline: building / measuring")
-        engine_fps = self._engine_fps.get(repr(config))
+    def _pipeline_chunk(
+        self, engine: Any, config: Any, frames: int, engine_fps: float | None, warmup: int = 1
+    ) -> tuple[PipelineRun | None, str | None]:
         # The pattern runs at twice the engine's rate so the engine never waits for input,
         # and the wait for the whole run allows ten times the engine's pace (a shared machine).
         source_fps = min(max(30.0, 2.0 * engine_fps), 1000.0) if engine_fps else 60.0
         frame_s = 1.0 / engine_fps if engine_fps else 5.0
-        timeout_s = 30.0 + 10.0 * frame_s * (self.options.frames + self.options.warmup)
+        timeout_s = 30.0 + 10.0 * frame_s * (frames + warmup)
         try:
-            engine = self.engine(config)
             run = self.run_pipeline(
-                engine,
-                config,
-                frames=self.options.frames,
-                warmup=self.options.warmup,
-                source_fps=source_fps,
-                timeout_s=timeout_s,
+                engine, config, frames=frames, warmup=warmup, source_fps=source_fps, timeout_s=timeout_s
             )
         except (KeyboardInterrupt, MemoryError):
             raise
@@ -149,8 +217,31 @@ class BenchContext:
             message = f"{type(exc).__name__}: {exc}".splitlines()[0]
             self.log(f"pipeline: failed: {message}")
             return None, message
-        self.log(f"pipeline: {run.fps:.2f} fps")
         return run, None
+
+
+@dataclass
+class RowSpec:
+    """One configuration to time: its row label, engine config, input kind and whether to profile."""
+
+    label: str
+    config: Any
+    inputs: str = "moving"
+    profile: bool = False
+
+
+def _params(spec: RowSpec) -> dict[str, Any]:
+    config = spec.config
+    return {
+        "accel": config.accel,
+        "mode": config.mode,
+        "size": f"{config.width}x{config.height}",
+        "t_index_list": list(config.t_index_list),
+        "cfg_type": config.cfg_type,
+        "use_denoising_batch": config.use_denoising_batch,
+        "similarity_filter": config.similarity_filter,
+        "inputs": spec.inputs if config.mode == "img2img" else "none",
+    }
 
 
 def _engine_facts(engine: Any) -> dict[str, Any]:

@@ -1,8 +1,4 @@
-"""Building engines for the bench: one at a time, reused while the configuration stays the same.
-
-Full-size models are gigabytes; holding every configuration's engine at once would run a
-machine out of memory, so the cache keeps only the last one and frees it before building the next.
-"""
+"""Building engines for the bench: the weights once, an engine per configuration on them."""
 
 from __future__ import annotations
 
@@ -19,15 +15,6 @@ EngineFactory = Callable[[Any], Any]
 
 class EngineBuildError(RuntimeError):
     """An engine that could not be built (a missing backend, a bad model); one line."""
-
-
-def default_factory(config: Any) -> Any:
-    """`engine.load_engine`, then make sure the asked-for backend serves before anything is timed."""
-    from engine import load_engine
-
-    engine = load_engine(config)
-    ensure_accel(engine, config)
-    return engine
 
 
 def ensure_accel(engine: Any, config: Any) -> str:
@@ -68,19 +55,50 @@ def _one_line(exc: object) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+class SharedModels:
+    """An engine factory that loads the weights once and builds every engine on them.
+
+    All the bench's configurations differ only in what the engine does with the models (size,
+    mode, cfg_type, t_index_list, filter, backend), so one set of weights serves every engine:
+    building is fast, and a section can hold all its engines at once to interleave them.
+    """
+
+    MODEL_FIELDS = ("model", "vae", "tiny_vae", "lcm_lora", "device", "dtype")
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._models: Any = None
+
+    def __call__(self, config: Any) -> Any:
+        from engine import StreamEngine, load_engine, load_models
+
+        if getattr(config, "tome_ratio", 0):  # token merging patches the UNet itself: not shareable
+            engine = load_engine(config)
+        else:
+            key = tuple(getattr(config, name, None) for name in self.MODEL_FIELDS)
+            if key != self._key:
+                self._key, self._models = None, None
+                gc.collect()
+                self._models = load_models(config)
+                self._key = key
+            engine = StreamEngine(self._models, config)
+        ensure_accel(engine, config)
+        return engine
+
+
 class EngineCache:
+    """The engines of the section being measured, by key; `release()` frees them all."""
+
     def __init__(self, factory: EngineFactory | None = None) -> None:
-        self.factory = factory or default_factory
-        self._key: str | None = None
-        self._engine: Any = None
+        self.factory = factory or SharedModels()
+        self._engines: dict[str, Any] = {}
         self.builds = 0
         self.build_seconds: list[float] = []
 
-    def get(self, config: Any) -> Any:
-        key = repr(config)
-        if key == self._key and self._engine is not None:
-            return self._engine
-        self.release()
+    def get(self, config: Any, key: str | None = None) -> Any:
+        key = key if key is not None else repr(config)
+        if key in self._engines:
+            return self._engines[key]
         import time
 
         start = time.perf_counter()
@@ -94,16 +112,17 @@ class EngineCache:
             raise EngineBuildError(_one_line(exc)) from exc
         self.build_seconds.append(time.perf_counter() - start)
         self.builds += 1
-        self._key, self._engine = key, engine
+        self._engines[key] = engine
         return engine
 
     def release(self) -> None:
-        if self._engine is None:
+        """Free every engine (the shared weights stay with the factory)."""
+        if not self._engines:
             return
-        device = getattr(self._engine, "device", None)
-        self._key, self._engine = None, None
+        cuda = any(torch.device(getattr(e, "device", "cpu")).type == "cuda" for e in self._engines.values())
+        self._engines.clear()
         gc.collect()
-        if device is not None and torch.device(device).type == "cuda":
+        if cuda:
             torch.cuda.empty_cache()
 
 

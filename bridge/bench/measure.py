@@ -55,20 +55,23 @@ def _counter(stats: dict[str, Any], key: str) -> int | None:
     return int(value) if isinstance(value, int | float) else None
 
 
-def measure_engine(
-    engine: Any, source: FrameSource, *, frames: int, warmup: int, profile: bool = False
-) -> EngineRun:
-    """Call `engine` `warmup` times untimed, then `frames` times timed, one call at a time.
+def warm_up(engine: Any, source: FrameSource, calls: int) -> None:
+    """Untimed calls: lazy initialisation, allocator growth, the stream-batch buffer filling."""
+    for index in range(calls):
+        engine(source(index))
 
-    Each call is timed on its own (synchronising CUDA before and after), so the loop's fps is
-    frames over the sum of the loop, and the latencies are per call. With `profile`, the engine's
-    own per-stage timings (`engine.last_timings`) are collected too; profiling adds syncs inside the
-    engine, so throughput rows are measured without it.
+
+def timed_calls(
+    engine: Any, source: FrameSource, *, start: int, count: int, profile: bool = False
+) -> EngineRun:
+    """`count` calls, each timed on its own (synchronising CUDA before and after it).
+
+    fps is the calls' frames over the wall time of the loop; latencies are per call. With
+    `profile`, the engine's own per-stage timings (`engine.last_timings`) are collected too;
+    profiling adds syncs inside the engine, so throughput rows are measured without it.
     """
     clock = DeviceClock(engine.device)
     batch = int(getattr(engine, "frame_buffer_size", 1) or 1)
-    for index in range(warmup):
-        engine(source(index))
     before = engine.stats()
     reset_peak_memory(clock.device)
     can_profile = profile and hasattr(engine, "profile")
@@ -77,8 +80,8 @@ def measure_engine(
     latencies: list[float] = []
     stages: dict[str, list[float]] = defaultdict(list)
     try:
-        start = clock.now()
-        for index in range(warmup, warmup + frames):
+        begin = clock.now()
+        for index in range(start, start + count):
             frame = source(index)
             t0 = clock.now()
             engine(frame)
@@ -88,7 +91,7 @@ def measure_engine(
                 for name, ms in (getattr(engine, "last_timings", None) or {}).items():
                     if name in ENGINE_STAGES and ms is not None:
                         stages[name].append(float(ms))
-        seconds = clock.now() - start
+        seconds = clock.now() - begin
     finally:
         if can_profile:
             engine.profile = False
@@ -97,8 +100,8 @@ def measure_engine(
     skipped_before, skipped_after = _counter(before, "skipped"), _counter(after, "skipped")
     frames_before, frames_after = _counter(before, "frames"), _counter(after, "frames")
     return EngineRun(
-        calls=frames,
-        frames=frames * batch,
+        calls=count,
+        frames=count * batch,
         seconds=seconds,
         latencies_ms=latencies,
         stages_ms=dict(stages),
@@ -107,3 +110,33 @@ def measure_engine(
         memory_kind=kind,
         peak_memory_mb=peak,
     )
+
+
+def _sum(values: list[int | None]) -> int | None:
+    return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+
+
+def merge_runs(runs: list[EngineRun]) -> EngineRun:
+    """One run from several chunks of the same engine (the rounds of an interleaved comparison)."""
+    stages: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        for name, values in run.stages_ms.items():
+            stages[name].extend(values)
+    peaks = [r.peak_memory_mb for r in runs if r.peak_memory_mb is not None]
+    return EngineRun(
+        calls=sum(r.calls for r in runs),
+        frames=sum(r.frames for r in runs),
+        seconds=sum(r.seconds for r in runs),
+        latencies_ms=[ms for r in runs for ms in r.latencies_ms],
+        stages_ms=dict(stages),
+        skipped=_sum([r.skipped for r in runs]),
+        engine_frames=_sum([r.engine_frames for r in runs]),
+        memory_kind=runs[0].memory_kind if runs else "",
+        peak_memory_mb=max(peaks) if peaks else None,
+    )
+
+
+def split(total: int, parts: int) -> list[int]:
+    """`total` calls in `parts` near-equal chunks (none empty): 10 in 3 -> [4, 3, 3]."""
+    parts = max(1, min(parts, total))
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]

@@ -134,3 +134,22 @@ def run_daemon_pipeline(
         source_fps=source_fps,
         dropped=dict(runtime.stats().get("dropped", {})),
     )
+
+
+def merge_pipeline_runs(runs: list[PipelineRun]) -> PipelineRun:
+    """One run from the rounds of an interleaved comparison."""
+    stages: dict[str, list[float]] = defaultdict(list)
+    dropped: dict[str, int] = defaultdict(int)
+    for run in runs:
+        for name, values in run.stages_ms.items():
+            stages[name].extend(values)
+        for name, count in run.dropped.items():
+            dropped[name] += count
+    return PipelineRun(
+        frames=sum(r.frames for r in runs),
+        seconds=sum(r.seconds for r in runs),
+        e2e_ms=[ms for r in runs for ms in r.e2e_ms],
+        stages_ms=dict(stages),
+        source_fps=max((r.source_fps for r in runs), default=0.0),
+        dropped=dict(dropped),
+    )

@@ -42,7 +42,10 @@ def run_bench(
     try:
         for name in options.sections:
             section_start = time.perf_counter()
-            section = RUNNERS[name](ctx)
+            try:
+                section = RUNNERS[name](ctx)
+            finally:
+                ctx.engines.release()  # the next section builds its own engines on the shared weights
             section.seconds = time.perf_counter() - section_start
             if name == "throughput":
                 section.notes += accel_notes

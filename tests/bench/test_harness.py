@@ -181,3 +181,34 @@ def test_failing_build_is_a_row_error_and_the_run_goes_on():
     rows = {r.label: r for r in report.section("throughput").rows}
     assert rows["torch txt2img 64x64"].error == "could not build: txt2img is broken here"
     assert rows["torch img2img 64x64"].metrics["fps"] > 0
+
+
+def test_split_spreads_calls_over_rounds():
+    from bridge.bench.measure import split
+
+    assert split(10, 3) == [4, 3, 3]
+    assert split(2, 3) == [1, 1]
+    assert sum(split(31, 3)) == 31
+
+
+def test_comparison_rows_are_interleaved_in_rounds():
+    """After every engine's warm-up, the timed calls alternate between the rows (A A B B A A B B ...)."""
+    calls: list[str] = []
+
+    class Recording(ScaffoldEngine):
+        def __call__(self, frames=None):
+            calls.append(self.config.cfg_type)
+            return super().__call__(frames)
+
+    options = BenchOptions(
+        model="scaffold", frames=6, warmup=1, sizes=[(64, 64)], accels=["torch"], sections=["cfg"]
+    )
+    report = run_bench(options, factory=Recording)
+    assert calls[:4] == ["none", "self", "initialize", "full"]  # warm-ups
+    timed = calls[4:]
+    assert timed == [
+        c
+        for _ in range(3)
+        for c in ("none", "none", "self", "self", "initialize", "initialize", "full", "full")
+    ]
+    assert all(r.metrics["frames"] == 6 for r in report.section("cfg").rows)

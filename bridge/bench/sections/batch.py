@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..context import TWO_STEPS, BenchContext
+from ..context import TWO_STEPS, BenchContext, RowSpec
 from ..results import Comparison, Section
 from ..stats import ratio
 from .columns import LATENCY, PEAK, UNET_ROWS, with_unet_rows
@@ -10,11 +10,14 @@ from .columns import LATENCY, PEAK, UNET_ROWS, with_unet_rows
 
 def run(ctx: BenchContext) -> Section:
     section = Section("batch", "Stream batch vs sequential denoising", [*LATENCY, UNET_ROWS, PEAK])
+    specs = [
+        RowSpec(label, ctx.config(t_index_list=list(TWO_STEPS), use_denoising_batch=batched))
+        for label, batched in (("stream batch", True), ("sequential", False))
+    ]
     fps = {}
-    for label, batched in (("stream batch", True), ("sequential", False)):
-        row, run_ = ctx.measure(label, ctx.config(t_index_list=list(TWO_STEPS), use_denoising_batch=batched))
+    for spec, (row, run_) in zip(specs, ctx.measure_group(specs), strict=True):
         section.rows.append(with_unet_rows(row))
-        fps[label] = run_.fps if run_ else None
+        fps[spec.label] = run_.fps if run_ else None
     section.comparisons.append(
         Comparison(
             "stream batch / sequential fps",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..context import BenchContext
+from ..context import BenchContext, RowSpec
 from ..results import Comparison, Section
 from ..stats import ratio
 from .columns import LATENCY, PEAK, UNET_ROWS, with_unet_rows
@@ -12,9 +12,9 @@ CFG_TYPES = ("none", "self", "initialize", "full")
 
 def run(ctx: BenchContext) -> Section:
     section = Section("cfg", "Classifier-free guidance variants", [*LATENCY, UNET_ROWS, PEAK])
+    specs = [RowSpec(f"cfg {c}", ctx.config(cfg_type=c, guidance_scale=1.2)) for c in CFG_TYPES]
     fps: dict[str, float | None] = {}
-    for cfg_type in CFG_TYPES:
-        row, run_ = ctx.measure(f"cfg {cfg_type}", ctx.config(cfg_type=cfg_type, guidance_scale=1.2))
+    for cfg_type, (row, run_) in zip(CFG_TYPES, ctx.measure_group(specs), strict=True):
         section.rows.append(with_unet_rows(row))
         fps[cfg_type] = run_.fps if run_ else None
     section.comparisons += [

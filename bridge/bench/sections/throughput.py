@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..context import BenchContext
+from ..context import BenchContext, RowSpec
 from ..results import Section
 from .columns import LATENCY, PEAK
 
@@ -12,12 +12,13 @@ TXT2IMG_STEPS = [0]
 
 def run(ctx: BenchContext) -> Section:
     section = Section("throughput", "Engine throughput and latency", [*LATENCY, PEAK])
+    specs = []
     for accel in ctx.accels:
         for mode in ("img2img", "txt2img"):
             for width, height in ctx.options.sizes:
                 steps = [35] if mode == "img2img" else TXT2IMG_STEPS
                 config = ctx.config(accel=accel, mode=mode, width=width, height=height, t_index_list=steps)
-                row, _ = ctx.measure(f"{accel} {mode} {width}x{height}", config)
-                section.rows.append(row)
+                specs.append(RowSpec(f"{accel} {mode} {width}x{height}", config))
+    section.rows = [row for row, _ in ctx.measure_group(specs)]
     section.notes.append("1 denoising step, cfg_type self, frame_buffer_size 1; latency is per engine call.")
     return section
