@@ -20,8 +20,9 @@ ONE_STEP = [35]
 """The issue's target setting: 1-step img2img (sd-turbo's usual single step)."""
 TWO_STEPS = [32, 45]
 """Two denoising steps, so that stream batch and sequential differ."""
-ROUNDS = 3
-"""Rounds the timed calls of a comparison are interleaved in (see `BenchContext.measure_group`)."""
+PIPELINE_ROUNDS = 5
+"""Rounds the engine-alone and pipeline measurements alternate in (each pipeline round restarts
+the runtime's threads and drops its first output frame, so they cannot alternate call by call)."""
 
 
 @dataclass
@@ -90,51 +91,62 @@ class BenchContext:
         return self.measure_group([RowSpec(label, config, inputs, profile)])[0]
 
     def measure_group(self, specs: list[RowSpec]) -> list[tuple[Row, EngineRun | None]]:
-        """Time several configurations against each other, interleaved.
+        """Time several configurations against each other, interleaved call by call.
 
-        Every engine is built and warmed up first; then the timed calls run in `ROUNDS` rounds,
-        each round giving every engine its share of the calls in turn (A B C, A B C, ...). A load
-        change on a shared machine, or a GPU warming up, then hits every row alike instead of
-        whichever happened to run last, and the ratios between rows stay meaningful.
-        A configuration that fails becomes its row's error; the others carry on.
+        Every engine is built and warmed up first; then the timed calls take turns (A B C A B C
+        ...), all on one worker thread. A load change on a shared machine, or a GPU warming up,
+        then hits every row alike instead of whichever happened to run last, so the ratios between
+        rows stay meaningful. A configuration that fails becomes its row's error; the others go on.
         """
         results: dict[str, tuple[Row, EngineRun | None]] = {}
         live: dict[str, tuple[RowSpec, Any, FrameSource, dict[str, Any]]] = {}
-        warmup = self.options.warmup
         for spec in specs:
             params = _params(spec)
-            self.log(f"{spec.label}: building and warming up")
+            self.log(f"{spec.label}: building")
             try:
                 engine = self.engine(spec.config, key=spec.label)
                 source = self.source(params["inputs"], engine)
-                run_in_worker(lambda e=engine, s=source: warm_up(e, s, warmup))
             except Exception as exc:  # noqa: BLE001 - a failing configuration must not end the run
                 results[spec.label] = (self._failed(spec.label, params, exc), None)
                 continue
             live[spec.label] = (spec, engine, source, params)
-        runs: dict[str, list[EngineRun]] = {label: [] for label in live}
-        start = dict.fromkeys(live, warmup)
-        for count in split(self.options.frames, ROUNDS):
-            for label, (spec, engine, source, params) in list(live.items()):
-                try:
-                    run = run_in_worker(
-                        lambda e=engine, s=source, i=start[label], n=count, p=spec.profile: timed_calls(
-                            e, s, start=i, count=n, profile=p
-                        )
-                    )
-                except Exception as exc:  # noqa: BLE001
-                    results[label] = (self._failed(label, params, exc), None)
-                    del live[label]
-                    continue
-                runs[label].append(run)
-                start[label] += count
+        self.log(f"timing {', '.join(live)} in turns")
+        runs = run_in_worker(lambda: self._take_turns(live, results))
         for label, (spec, engine, _source, params) in live.items():
+            if label in results:
+                continue
             run = merge_runs(runs[label])
             self._engine_fps[repr(spec.config)] = run.fps
             params.update(_engine_facts(engine))
             results[label] = (Row(label, params, run.metrics(with_memory=self.cuda)), run)
             self.log(f"{label}: {run.fps:.2f} fps")
         return [results[spec.label] for spec in specs]
+
+    def _take_turns(
+        self,
+        live: dict[str, tuple[RowSpec, Any, FrameSource, dict[str, Any]]],
+        results: dict[str, tuple[Row, EngineRun | None]],
+    ) -> dict[str, list[EngineRun]]:
+        """Warm every engine up, then give each one timed call in turn; failures go to `results`."""
+        warmup = self.options.warmup
+        runs: dict[str, list[EngineRun]] = {label: [] for label in live}
+        active = dict(live)
+        for label, (_spec, engine, source, params) in list(active.items()):
+            try:
+                warm_up(engine, source, warmup)
+            except Exception as exc:  # noqa: BLE001
+                results[label] = (self._failed(label, params, exc), None)
+                del active[label]
+        for index in range(warmup, warmup + self.options.frames):
+            for label, (spec, engine, source, params) in list(active.items()):
+                try:
+                    runs[label].append(
+                        timed_calls(engine, source, start=index, count=1, profile=spec.profile)
+                    )
+                except Exception as exc:  # noqa: BLE001
+                    results[label] = (self._failed(label, params, exc), None)
+                    del active[label]
+        return runs
 
     def _failed(self, label: str, params: dict[str, Any], exc: BaseException) -> Row:
         if isinstance(exc, (KeyboardInterrupt, MemoryError)):
@@ -162,7 +174,7 @@ class BenchContext:
         pipeline_runs: list[PipelineRun] = []
         error: str | None = None
         index = self.options.warmup
-        for count in split(self.options.frames, ROUNDS):
+        for count in split(self.options.frames, PIPELINE_ROUNDS):
             try:
                 engine_runs.append(
                     run_in_worker(lambda i=index, n=count: timed_calls(engine, source, start=i, count=n))

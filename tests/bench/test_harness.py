@@ -191,8 +191,8 @@ def test_split_spreads_calls_over_rounds():
     assert sum(split(31, 3)) == 31
 
 
-def test_comparison_rows_are_interleaved_in_rounds():
-    """After every engine's warm-up, the timed calls alternate between the rows (A A B B A A B B ...)."""
+def test_comparison_rows_take_turns_call_by_call():
+    """After every engine's warm-up, the timed calls take turns between the rows (A B C D A B C D ...)."""
     calls: list[str] = []
 
     class Recording(ScaffoldEngine):
@@ -206,9 +206,5 @@ def test_comparison_rows_are_interleaved_in_rounds():
     report = run_bench(options, factory=Recording)
     assert calls[:4] == ["none", "self", "initialize", "full"]  # warm-ups
     timed = calls[4:]
-    assert timed == [
-        c
-        for _ in range(3)
-        for c in ("none", "none", "self", "self", "initialize", "initialize", "full", "full")
-    ]
+    assert timed == [c for _ in range(6) for c in ("none", "self", "initialize", "full")]
     assert all(r.metrics["frames"] == 6 for r in report.section("cfg").rows)
