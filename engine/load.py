@@ -15,7 +15,9 @@ def apply_tome(unet, ratio: float, max_downsample: int = 1) -> None:
     try:
         import tomesd
     except ImportError:
-        raise EngineError("token merging needs tomesd: pip install 'sd-bridge[tome]' (or set tome_ratio 0)") from None
+        raise EngineError(
+            "token merging needs tomesd: pip install 'sd-bridge[tome]' (or set tome_ratio 0)"
+        ) from None
     tomesd.apply_patch(unet, ratio=ratio, max_downsample=max_downsample)
 
 

@@ -223,7 +223,11 @@ def _load_folder(folder: Path, spec: str, device, dtype, config: EngineConfig, s
     try:
         say(f"loading {spec}: unet")
         unet = UNet2DConditionModel.from_pretrained(
-            folder, subfolder="unet", torch_dtype=dtype, variant=_variant(folder, "unet", dtype), use_safetensors=True
+            folder,
+            subfolder="unet",
+            torch_dtype=dtype,
+            variant=_variant(folder, "unet", dtype),
+            use_safetensors=True,
         )
         say(f"loading {spec}: text encoder")
         text_encoder = CLIPTextModel.from_pretrained(
@@ -240,11 +244,15 @@ def _load_folder(folder: Path, spec: str, device, dtype, config: EngineConfig, s
         if config.vae == "full":
             say(f"loading {spec}: vae")
             vae = AutoencoderKL.from_pretrained(
-                folder, subfolder="vae", torch_dtype=dtype, variant=_variant(folder, "vae", dtype), use_safetensors=True
+                folder,
+                subfolder="vae",
+                torch_dtype=dtype,
+                variant=_variant(folder, "vae", dtype),
+                use_safetensors=True,
             )
         else:
             vae = load_tiny_vae(config.tiny_vae, dtype, say)
-    except (OSError, ValueError, EnvironmentError) as exc:
+    except (OSError, ValueError) as exc:
         raise ModelNotAvailable(spec, _short(exc)) from None
     models = _finish(unet, vae, text_encoder, tokenizer, scheduler, device, dtype, spec)
     models.scheduler_class = scheduler_class
@@ -278,7 +286,9 @@ def _load_single_file(spec: str, device, dtype, config: EngineConfig, say: Progr
     except Exception as exc:
         reason = _short(exc)
         if offline:
-            reason = "the single-file loader needs the base model's configs from the Hugging Face cache; " + reason
+            reason = (
+                "the single-file loader needs the base model's configs from the Hugging Face cache; " + reason
+            )
         raise ModelNotAvailable(spec, reason) from None
     vae = pipe.vae if config.vae == "full" else load_tiny_vae(config.tiny_vae, dtype, say)
     scheduler = LCMScheduler.from_config(pipe.scheduler.config)
@@ -298,19 +308,20 @@ def _finish(unet, vae, text_encoder, tokenizer, scheduler, device, dtype, spec: 
 
 def fuse_lora(models: Models, lora: str, say: Progress) -> None:
     """Fuse a LoRA (LCM-LoRA) into the UNet and text encoder weights, then drop the adapters."""
-    try:
-        import peft  # noqa: F401  (diffusers' LoRA loading needs it)
-    except ImportError:
-        raise EngineError(
-            f"fusing {lora} needs the peft package: pip install peft (or use an LCM/turbo model, or lcm_lora=none)"
-        ) from None
-    from diffusers import StableDiffusionPipeline
-
     path = Path(lora).expanduser()
     if path.is_file():
         source, weight_name = str(path.parent), path.name
     else:
         source, weight_name = str(_local_or_hub(lora, ["*.safetensors", "*.json"], say)), None
+    try:
+        import peft  # noqa: F401  (diffusers' LoRA loading needs it)
+    except ImportError:
+        raise EngineError(
+            f"fusing {lora} needs the peft package: pip install peft "
+            "(or use an LCM/turbo model, or lcm_lora=none)"
+        ) from None
+    from diffusers import StableDiffusionPipeline
+
     say(f"fusing LoRA {lora}")
     pipe = StableDiffusionPipeline(
         vae=models.vae,

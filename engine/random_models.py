@@ -40,7 +40,9 @@ def letter_tokenizer():
     with tempfile.TemporaryDirectory(prefix="sd-bridge-tok-") as tmp:
         (Path(tmp) / "vocab.json").write_text(json.dumps(vocab))
         (Path(tmp) / "merges.txt").write_text("#version: 0.2\n")
-        return CLIPTokenizer(str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"), model_max_length=77)
+        return CLIPTokenizer(
+            str(Path(tmp) / "vocab.json"), str(Path(tmp) / "merges.txt"), model_max_length=77
+        )
 
 
 def lcm_scheduler():
@@ -66,7 +68,10 @@ def _unet(name: str):
     if name == "sd15":
         return UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8)
     return UNet2DConditionModel(
-        sample_size=64, cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True
+        sample_size=64,
+        cross_attention_dim=1024,
+        attention_head_dim=(5, 10, 20, 20),
+        use_linear_projection=True,
     )
 
 
@@ -121,7 +126,9 @@ def _vae(name: str, kind: str):
 def build_random(name: str, device: torch.device, dtype: torch.dtype, vae: str = "tiny") -> RandomParts:
     """Build `random:<name>` directly on `device` (weights are initialised there: fast on a GPU)."""
     if name not in RANDOM_SPECS:
-        raise ValueError(f"unknown random model {name!r}; choose one of: random:{', random:'.join(RANDOM_SPECS)}")
+        raise ValueError(
+            f"unknown random model {name!r}; choose one of: random:{', random:'.join(RANDOM_SPECS)}"
+        )
     tokenizer = letter_tokenizer()
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.device(device):

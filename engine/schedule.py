@@ -40,7 +40,7 @@ def validate_t_index_list(t_index_list: object, num_inference_steps: int) -> lis
         if not 0 <= i < num_inference_steps:
             raise ValueError(f"t_index_list entries must be in [0, {num_inference_steps - 1}], got {i}")
         out.append(i)
-    if any(b <= a for a, b in zip(out, out[1:])):
+    if any(b <= a for a, b in zip(out, out[1:], strict=False)):
         raise ValueError(f"t_index_list must be strictly increasing (noisiest step first), got {out}")
     return out
 

@@ -86,7 +86,7 @@ class _UNetBatch:
 class _Rows:
     """Per-row coefficients (B, 1, 1, 1) and noise (B, 4, h, w), on the device in the engine dtype."""
 
-    names = ("a", "neg_bc", "alpha", "k1", "neg_k2", "noise", "noise_next", "beta_noise")
+    names = ("a", "neg_bc", "alpha", "k1", "neg_k2", "noise", "noise_next", "beta_noise", "alpha_in")
 
     def __init__(self, **tensors: torch.Tensor) -> None:
         for k in self.names:
@@ -177,7 +177,9 @@ class StreamEngine:
         self.similarity_filter = live["similarity_filter"]
         self.transition_frames = live["transition_frames"]
         self.transition_curve = live["transition_curve"]
-        self._filter = SimilarityFilter(live["similarity_threshold"], live["max_skip_frame"], seed=config.seed)
+        self._filter = SimilarityFilter(
+            live["similarity_threshold"], live["max_skip_frame"], seed=config.seed
+        )
         self._transition = Transition(self._encoder.blend(self.prompt))
         self._negative_embeds = self._encoder.encode(self.negative_prompt)
         self._noise_gen = torch.Generator(device=self.device)
@@ -186,7 +188,9 @@ class StreamEngine:
 
     # -- seams: the plain PyTorch implementations ----------------------------------------------
     def _torch_unet(self, latents, timesteps, encoder_hidden_states):
-        return self.unet(latents, timesteps, encoder_hidden_states=encoder_hidden_states, return_dict=False)[0]
+        return self.unet(latents, timesteps, encoder_hidden_states=encoder_hidden_states, return_dict=False)[
+            0
+        ]
 
     def _torch_vae_encode(self, images):
         out = self.vae.encode(images)
@@ -271,6 +275,7 @@ class StreamEngine:
             "noise": noise,
             "noise_next": self._stage_noise.roll(-1, 0).repeat_interleave(f, 0),
             "beta_noise": beta_noise,
+            "alpha_in": _per_row(st.alpha * self._scaling, f),  # noising of fresh raw VAE latents
         }
         return _Rows(**{k: v.to(device=self.device, dtype=self.dtype) for k, v in rows.items()})
 
@@ -314,15 +319,15 @@ class StreamEngine:
             entry.normal_(generator=self._noise_gen)
         else:
             images = self._images(frames)
-            if self.similarity_filter and self._filter.should_skip(images, allow=self._force == 0):
-                if self._last is not None:
-                    self._counters["frames"] += f
-                    self._counters["skipped"] += f
-                    if prof:
-                        self.last_timings = {"encode": 0.0, "unet": 0.0, "decode": 0.0, "total": 0.0}
-                    return self._last
+            skip_ok = self._last is not None and self._force == 0
+            if self.similarity_filter and self._filter.should_skip(images, allow=skip_ok):
+                self._counters["frames"] += f
+                self._counters["skipped"] += f
+                if prof:
+                    self.last_timings = {"encode": 0.0, "unet": 0.0, "decode": 0.0, "total": 0.0}
+                return self._last
             latents = self.vae_encode_fn(images)
-            torch.addcmul(self._rows.beta_noise[:f], self._rows.alpha[:f] * self._scaling, latents, out=entry)
+            torch.addcmul(self._rows.beta_noise[:f], self._rows.alpha_in[:f], latents, out=entry)
         t1 = self._clock() if prof else 0.0
         if self._transition.active:
             self._write_text(self._transition.advance())
@@ -424,7 +429,9 @@ class StreamEngine:
         """
         unknown = sorted(set(params) - set(LIVE_KEYS))
         if unknown:
-            raise ValueError(f"unknown engine parameter(s) {', '.join(unknown)}; known: {', '.join(LIVE_KEYS)}")
+            raise ValueError(
+                f"unknown engine parameter(s) {', '.join(unknown)}; known: {', '.join(LIVE_KEYS)}"
+            )
         if "strength" in params and "t_index_list" in params:
             raise ValueError("give t_index_list or strength, not both")
         live = self._validate(params)
