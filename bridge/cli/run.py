@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -68,6 +69,9 @@ def run(
         None, "--osc-allow", help="Client addresses allowed to send (repeatable)."
     ),
     osc_reply_port: int = typer.Option(None, "--osc-reply-port", help="Send status replies to this port."),
+    profile: bool = typer.Option(
+        False, "--profile", help="Time the engine's encode/unet/decode in the stats."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live status line."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
@@ -96,11 +100,25 @@ def run(
         "osc_port": osc_port,
     }
     try:
-        code = _run(overrides, preset, fallback, frames, seconds, quiet, osc_host, osc_allow, osc_reply_port)
+        code = _run(
+            overrides, preset, fallback, frames, seconds, quiet, osc_host, osc_allow, osc_reply_port, profile
+        )
     except BridgeError as exc:
         log.error("%s", exc)
         raise typer.Exit(1) from None
+    _fast_exit(code)
     raise typer.Exit(code)
+
+
+def _fast_exit(code: int) -> None:
+    """Leave at once after a clean shutdown: everything we opened is closed and flushed by now, and
+    torch's own interpreter teardown takes most of a second, which a show's Ctrl-C should not wait.
+    (Not inside pytest, where `run` may be invoked in-process.)"""
+    if "pytest" in sys.modules or threading.current_thread() is not threading.main_thread():
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _int_list(text: str | None) -> list[int] | str | None:
@@ -122,6 +140,7 @@ def _run(
     osc_host: str,
     osc_allow: list[str] | None,
     osc_reply_port: int | None,
+    profile: bool = False,
 ) -> int:
     from bridge.control.store import ParamStore
     from bridge.runtime import ModelUnavailable, PassthroughEngine, Runtime, RuntimeOptions, build_engine
@@ -135,6 +154,12 @@ def _run(
     config = settings.config
     src = open_source(settings.source, fps=settings.fps)
     sinks = [make_sink(s) for s in settings.sinks]
+    for part in (src, *sinks):
+        # A backend that cannot work here at all (no Spout off Windows, no v4l2loopback, no display)
+        # is a one-line error now, before the model loads; anything else is retried while running.
+        check = getattr(part, "preflight", None)
+        if check is not None:
+            check()
     kind = settings.engine
     if kind == "stream":
         log.info("loading %s (%dx%d)...", config.model, config.width, config.height)
@@ -143,11 +168,10 @@ def _run(
         except Exception as exc:  # ModelUnavailable, or anything a broken model throws at load time
             why = one_line(exc)
             if isinstance(exc, ModelUnavailable) and config.model == DEFAULT_MODEL and not fallback:
+                if DEFAULT_MODEL not in why:
+                    why = f"model {DEFAULT_MODEL} is not available: {why}"
                 log.error(
-                    "model %s is not available (%s); without a download run: sd-bridge run --model %s",
-                    DEFAULT_MODEL,
-                    why,
-                    OFFLINE_MODEL,
+                    "%s Run it now without a download: sd-bridge run --model %s", why.rstrip(), OFFLINE_MODEL
                 )
                 return 1
             if not fallback:
@@ -165,7 +189,13 @@ def _run(
     else:
         eng = PassthroughEngine(config.width, config.height, config.frame_buffer_size)
     store = ParamStore()
-    options = RuntimeOptions(fps=settings.fps, fit=settings.fit, max_frames=frames)  # type: ignore[arg-type]
+    options = RuntimeOptions(
+        fps=settings.fps,
+        fit=settings.fit,  # type: ignore[arg-type]
+        max_frames=frames,
+        profile=profile,
+        allowed_models={config.model},
+    )
     runtime = Runtime(
         src, sinks, eng, config, store=store, factory=factory_for(kind), options=options, engine_name=kind
     )
@@ -173,18 +203,14 @@ def _run(
         store.set("transition", settings.transition, origin="preset")
     osc = start_osc(store, runtime.stats, osc_host, settings.osc_port, osc_allow, osc_reply_port)
     outs = ", ".join(resolve_auto(s) for s in settings.sinks)
-    log.info(
-        "running: %s -> %s %s -> %s (Ctrl-C stops)",
-        src.name,
-        kind,
-        config.model if kind == "stream" else "",
-        outs,
-    )
+    what = f"{kind} {config.model}" if kind == "stream" else kind
+    log.info("running: %s -> %s -> %s (Ctrl-C stops)", src.name, what, outs)
     runtime.start()
     try:
         _main_loop(runtime, seconds, quiet)
     finally:
         runtime.stop(timeout=1.0)
+        runtime.close_windows()
         if osc is not None:
             osc.stop()
     s = runtime.stats()
@@ -193,9 +219,9 @@ def _run(
         "stopped: %d frames out, %.1f fps, e2e p50 %.0f ms p95 %.0f ms, dropped %d, faults %s",
         s["frames_out"],
         s["fps"],
-        s["e2e_p50_ms"],
-        s["e2e_p95_ms"],
-        s["dropped_total"],
+        s["latency_p50_ms"],
+        s["latency_p95_ms"],
+        s["dropped"],
         ", ".join(f"{k} {v}" for k, v in s["faults"].items() if v) or "none",
     )
     return 0
@@ -241,18 +267,22 @@ def _main_loop(runtime: Any, seconds: float | None, quiet: bool) -> None:
     tty = sys.stderr.isatty()
     start = time.monotonic()
     last_print = start
+    tick = 1 / 60 if runtime.needs_pump else (0.25 if tty else 0.5)
+    last_status = start
     try:
-        while not stop.wait(0.25 if tty else 0.5):
+        while not stop.wait(tick):
+            runtime.pump()
             now = time.monotonic()
             if seconds is not None and now - start >= seconds:
                 stop.set()
                 break
             if quiet:
                 continue
-            if tty:
+            if tty and now - last_status >= 0.25:
+                last_status = now
                 sys.stderr.write("\r\x1b[K" + runtime.status_line())
                 sys.stderr.flush()
-            elif now - last_print >= 10.0:
+            elif not tty and now - last_print >= 10.0:
                 sys.stderr.write("sd-bridge: " + runtime.status_line() + "\n")
                 last_print = now
     finally:

@@ -12,6 +12,7 @@ nowhere else. A parameter's `cost` says what a change costs the engine:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -60,6 +61,8 @@ class Param:
     """The keyword of `FrameEngine.update` this parameter feeds, if any."""
     multiple_of: int | None = None
     """Integers must be multiples of this (resolutions: 8)."""
+    name_only: bool = False
+    """Text must be a bare name (see `safe_name`): what it names is looked up, never opened as a path."""
 
     @property
     def address(self) -> str:
@@ -79,7 +82,11 @@ class Param:
             Kind.FLOAT: f"a number{rng}",
             Kind.INT: f"an integer{rng}",
             Kind.BOOL: "0 or 1",
-            Kind.STR: f"text (at most {MAX_TEXT} characters)",
+            Kind.STR: (
+                f"a bare name (letters, digits, space, _ - ., at most {MAX_NAME} characters, no path)"
+                if self.name_only
+                else f"text (at most {MAX_TEXT} characters)"
+            ),
             Kind.INT_LIST: f"1 to {MAX_LIST} integers{rng}",
             Kind.INT_PAIR: f"two integers{rng}",
             Kind.WEIGHTED_STR: f"pairs of text and weight (s f s f ...), 1 to {MAX_LIST} pairs",
@@ -118,7 +125,10 @@ class Param:
                 raise self._error(value)
             return bool(n)
         if k is Kind.STR:
-            return self._text(value)
+            text = self._text(value)
+            if self.name_only and text and not is_safe_name(text):
+                raise self._error(value)
+            return text
         if k in (Kind.INT_LIST, Kind.INT_PAIR):
             items = self._sequence(value)
             if k is Kind.INT_PAIR and len(items) != 2:
@@ -200,6 +210,36 @@ class Param:
         if sum(w for _, w in out) <= 0:
             raise self._error(value)
         return out
+
+
+MAX_NAME = 64
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9 _.\-]*")
+_WINDOWS_DEVICES = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?", re.IGNORECASE)
+
+
+def is_safe_name(text: str) -> bool:
+    """True for a bare name that can't leave its folder: no separators, no `..`, not absolute.
+
+    Windows device names (CON, NUL, COM1...) are refused too: opening `presets/CON.toml` on
+    Windows opens the console. Presets, the CLI and OSC all check names here, so
+    `/sd/preset ../../etc/passwd` or `C:\\evil` is refused before anything looks at the disk.
+    """
+    return (
+        isinstance(text, str)
+        and len(text) <= MAX_NAME
+        and _NAME.fullmatch(text) is not None
+        and ".." not in text
+        and not text.endswith((" ", "."))
+        and _WINDOWS_DEVICES.fullmatch(text) is None
+    )
+
+
+def safe_name(text: str) -> str:
+    """Return `text` if it is a safe bare name, else raise ParamError saying why."""
+    if not is_safe_name(text):
+        shown = repr(text)[:80]
+        raise ParamError(f"expected a bare name (no path, no '..', at most {MAX_NAME} chars), got {shown}")
+    return text
 
 
 def _fmt(x: float) -> str:
@@ -327,7 +367,14 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("bypass", Kind.BOOL, False, Cost.RUNTIME, "Show the input unprocessed."),
     Param("pause", Kind.BOOL, False, Cost.RUNTIME, "Hold the last output."),
-    Param("preset", Kind.STR, "", Cost.RUNTIME, "Load a preset from presets/ by name (never a path)."),
+    Param(
+        "preset",
+        Kind.STR,
+        "",
+        Cost.RUNTIME,
+        "Load a preset from presets/ by name (never a path: `..`, separators, absolute paths are refused).",
+        name_only=True,
+    ),
     Param(
         "resolution",
         Kind.INT_PAIR,
@@ -343,7 +390,8 @@ PARAMS: tuple[Param, ...] = (
         Kind.STR,
         "",
         Cost.REBUILD,
-        "Switch to a model listed by the configuration or presets (rebuilds in the background).",
+        "Switch to a model listed by the configuration or presets (rebuilds in the background). "
+        "The runtime refuses any name not on that list: a path or hub id sent over OSC is never loaded.",
     ),
 )
 

@@ -56,6 +56,8 @@ class RuntimeOptions:
     allowed_models: set[str] = field(default_factory=set)
     """Models a live `model` change may switch to (plus the config's and the presets')."""
     presets_folder: Path | None = None
+    profile: bool = False
+    """Ask the engine for its per-stage timings (encode/unet/decode; on CUDA this adds syncs)."""
     retry_s: float = 0.5
     """First back-off before reopening a failed source or sink (doubles up to 5 s)."""
 
@@ -111,6 +113,7 @@ class Runtime:
         self._source_down_logged = False
         self._threads: list[threading.Thread] = []
         self._sync_store_from_config(config)
+        self._set_profile(engine)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -130,6 +133,31 @@ class Runtime:
         deadline = time.monotonic() + timeout
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def needs_pump(self) -> bool:
+        """Whether some sink (a preview window) must be pumped from the main thread."""
+        return any(hasattr(s, "pump") for s in self.sinks)
+
+    def pump(self) -> None:
+        """Main thread: let window sinks draw and read keys. A failing window is logged and dropped."""
+        for sink in [s for s in self.sinks if hasattr(s, "pump")]:
+            try:
+                sink.pump()  # type: ignore[attr-defined]
+            except Exception as exc:
+                self.faults["sink"] += 1
+                log.warning("sink %s: %s (preview off; the other sinks carry on)", sink.name, one_line(exc))
+                self.sinks = [s for s in self.sinks if s is not sink]
+            if getattr(sink, "stop_requested", False):
+                log.info("stop requested from the preview window")
+                self.stop_event.set()
+
+    def close_windows(self) -> None:
+        """Main thread, after stop(): close preview windows."""
+        for sink in self.sinks:
+            destroy = getattr(sink, "destroy", None)
+            if destroy is not None:
+                destroy()
 
     @property
     def running(self) -> bool:
@@ -153,13 +181,13 @@ class Runtime:
             "fps": round(self._stats.fps(), 2),
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
-            "dropped": dropped,
-            "dropped_total": sum(dropped.values()),
+            "dropped": sum(dropped.values()),
+            "dropped_by_stage": dropped,
             "skip_rate": round(skipped / frames, 4) if frames else 0.0,
             "latency_ms": lat,
-            "e2e_p50_ms": lat["e2e"]["p50"],
-            "e2e_p95_ms": lat["e2e"]["p95"],
-            "e2e_p99_ms": lat["e2e"]["p99"],
+            "latency_p50_ms": lat["e2e"]["p50"],
+            "latency_p95_ms": lat["e2e"]["p95"],
+            "latency_p99_ms": lat["e2e"]["p99"],
             "faults": dict(self.faults),
             "engine": self.engine_name,
             "engine_stats": eng,
@@ -177,8 +205,8 @@ class Runtime:
         s = self.stats()
         flags = "".join(f" [{f}]" for f in ("bypass", "pause", "rebuilding") if s[f])
         return (
-            f"{s['fps']:5.1f} fps | e2e p50 {s['e2e_p50_ms']:.0f} ms p95 {s['e2e_p95_ms']:.0f} ms"
-            f" | skip {s['skip_rate'] * 100:.0f}% | dropped {s['dropped_total']} | out {s['frames_out']}"
+            f"{s['fps']:5.1f} fps | e2e p50 {s['latency_p50_ms']:.0f} ms p95 {s['latency_p95_ms']:.0f} ms"
+            f" | skip {s['skip_rate'] * 100:.0f}% | dropped {s['dropped']} | out {s['frames_out']}"
             f" | {s['engine']} {s['width']}x{s['height']}{flags}"
         )
 
@@ -227,7 +255,11 @@ class Runtime:
                 if img is None:
                     continue
                 w, h = self._size
-                last = fit(img, w, h, self._fit)
+                try:
+                    last = fit(img, w, h, self._fit)
+                except Exception as exc:  # e.g. a frame of an unexpected shape: skip it
+                    self._source_fault(exc, "frame")
+                    continue
                 index = self._put_frame(last, index, t0)
         finally:
             if opened:
@@ -256,21 +288,41 @@ class Runtime:
     # -- engine loop ----------------------------------------------------------------------
     def _engine_loop(self) -> None:
         while not self.stop_event.is_set():
-            self._apply_control()
-            self._swap_if_ready()
-            batch = self._take_batch()
-            if batch is None:
-                continue
-            t0 = time.perf_counter()
-            for f in batch:
-                self._stats.add("queue", t0 - f.times["captured"])
-            outputs = self._process(batch)
-            t1 = time.perf_counter()
-            self._stats.add("engine", t1 - t0)
-            for f in outputs:
-                f.times["engine"] = t1
-            self._last_out = outputs
-            self._out.put(outputs)
+            try:
+                self._engine_step()
+            except Exception as exc:  # a bug here must not end the show: log it and go on
+                self.once.warn(
+                    f"loop:engine:{one_line(exc)}", f"engine loop: {type(exc).__name__}: {one_line(exc)}"
+                )
+                self.stop_event.wait(0.01)
+
+    def _engine_step(self) -> None:
+        self._apply_control()
+        self._swap_if_ready()
+        batch = self._take_batch()
+        if batch is None:
+            return
+        t0 = time.perf_counter()
+        for f in batch:
+            self._stats.add("queue", t0 - f.times["captured"])
+        outputs = self._process(batch)
+        t1 = time.perf_counter()
+        self._stats.add("engine", t1 - t0)
+        self._record_engine_timings()
+        for f in outputs:
+            f.times["engine"] = t1
+        self._last_out = outputs
+        self._out.put(outputs)
+
+    def _record_engine_timings(self) -> None:
+        """With `options.profile`, the engine's own stages (encode, unet, decode) join the stats."""
+        if not self.options.profile:
+            return
+        timings = getattr(self.engine, "last_timings", None) or {}
+        for name in ("encode", "unet", "decode"):
+            ms = timings.get(name)
+            if isinstance(ms, (int, float)):
+                self._stats.add(f"engine.{name}", ms / 1000.0)
 
     def _take_batch(self) -> list[Frame] | None:
         n = max(1, int(self.engine.frame_buffer_size))
@@ -295,6 +347,8 @@ class Runtime:
         images = [b.image if b.image.shape[:2] == (h, w) else fit(b.image, w, h, self._fit) for b in batch]
         try:
             result = self.engine(self._bridge.to_tensor(images))
+            if not bool(self._bridge.torch.isfinite(result).all()):
+                raise BridgeError("the engine returned NaN or inf values")  # black frames are worse
             out_images = self._bridge.to_uint8(result)
             if len(out_images) != len(batch) or out_images[0].ndim != 3 or out_images[0].shape[2] != 3:
                 raise BridgeError(
@@ -461,6 +515,7 @@ class Runtime:
             return
         engine, cfg = ready
         self._update_engine_on(engine)
+        self._set_profile(engine)
         self.engine, self.config = engine, cfg
         self._bridge = TensorBridge(engine.device, engine.dtype)
         self._size = (cfg.width, cfg.height)
@@ -468,6 +523,10 @@ class Runtime:
         self._pending_meta.clear()
         self.rebuilds += 1
         log.info("engine ready: %s %dx%d", cfg.model, cfg.width, cfg.height)
+
+    def _set_profile(self, engine: FrameEngine) -> None:
+        if self.options.profile and hasattr(engine, "profile"):
+            engine.profile = True  # type: ignore[attr-defined]
 
     def _update_engine_on(self, engine: FrameEngine) -> None:
         """Carry the live values over to a freshly built engine."""
@@ -498,7 +557,10 @@ class Runtime:
                 batch = self._out.get(0.1)
                 if batch is None:
                     continue
-                status = self.status_line()
+                try:
+                    status = self.status_line()
+                except Exception:  # the overlay is cosmetic
+                    status = ""
                 for frame in batch:
                     self._write_all(frame, status, opened, retry_at, backoff)
                     done = time.perf_counter()
@@ -506,12 +568,11 @@ class Runtime:
                     self._stats.add("e2e", done - frame.t_capture)
                     self._stats.frame_out(done)
                     self.frames_out += 1
+                    if self.frames_out == 1:
+                        log.info("first frame out, %.0f ms after start", (done - self._t_start) * 1000)
                     if self.options.max_frames is not None and self.frames_out >= self.options.max_frames:
                         self.stop_event.set()
                         break
-                if any(getattr(s, "stop_requested", False) for s in self.sinks):
-                    log.info("stop requested from the preview window")
-                    self.stop_event.set()
         finally:
             for s in self.sinks:
                 if opened.get(id(s)) is not None:

@@ -17,12 +17,16 @@ class RollingStats:
     """The last `window` samples of each stage's latency and the times frames went out."""
 
     def __init__(self, window: int = 300) -> None:
+        self._window = window
         self._lat = {s: deque(maxlen=window) for s in STAGES}
         self._out_times: deque[float] = deque(maxlen=window)
         self._lock = threading.Lock()
 
     def add(self, stage: str, seconds: float) -> None:
+        """Record one latency sample; stages beyond STAGES (the engine's own, when profiling) are added."""
         with self._lock:
+            if stage not in self._lat:
+                self._lat[stage] = deque(maxlen=self._window)
             self._lat[stage].append(seconds * 1000.0)
 
     def frame_out(self, t: float | None = None) -> None:
@@ -45,7 +49,11 @@ class RollingStats:
         for stage, arr in samples.items():
             if arr.size:
                 p50, p95, p99 = np.percentile(arr, [50, 95, 99])
-                out[stage] = {"p50": round(p50, 2), "p95": round(p95, 2), "p99": round(p99, 2)}
+                out[stage] = {
+                    "p50": round(float(p50), 2),
+                    "p95": round(float(p95), 2),
+                    "p99": round(float(p99), 2),
+                }
             else:
                 out[stage] = {"p50": 0.0, "p95": 0.0, "p99": 0.0}
         return out

@@ -22,3 +22,7 @@ class Sink(Protocol):
     def write(self, image: np.ndarray, status: str = "") -> None: ...
 
     def close(self) -> None: ...
+
+
+# Optional: `preflight()` raises BackendMissing when the sink cannot work on this machine at all;
+# `pump()` is called from the main thread by sinks that draw windows (GUI toolkits need it).

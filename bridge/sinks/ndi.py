@@ -24,6 +24,11 @@ class NdiSink:
         self._size = (0, 0)
         self._keep: np.ndarray | None = None
 
+    def preflight(self) -> None:
+        from bridge.sources.ndi import import_cyndilib
+
+        import_cyndilib()
+
     def open(self, width: int, height: int, fps: float) -> None:
         try:
             from cyndilib.sender import Sender

@@ -19,6 +19,9 @@ class SpoutSink:
         self.name = f"spout:{sender}"
         self._tx = None
 
+    def preflight(self) -> None:
+        import_spoutgl()
+
     def open(self, width: int, height: int, fps: float) -> None:
         spoutgl = import_spoutgl()
         tx = spoutgl.SpoutSender()

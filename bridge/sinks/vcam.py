@@ -45,6 +45,11 @@ class VcamSink:
             raise BackendMissing(f"vcam: no virtual camera device; {install_hint()}") from exc
         self._size = (width, height)
 
+    def preflight(self) -> None:
+        """Open and close the device once, so that a missing one is reported at start."""
+        self.open(64, 64, 30.0)
+        self.close()
+
     def write(self, image: np.ndarray, status: str = "") -> None:
         assert self._cam is not None
         h, w = image.shape[:2]

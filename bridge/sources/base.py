@@ -25,3 +25,7 @@ class Source(Protocol):
     def read(self) -> np.ndarray | None: ...
 
     def close(self) -> None: ...
+
+
+# Optional: `preflight()` raises BackendMissing when the source cannot work on this machine at all
+# (`sd-bridge run` calls it once before loading the model, to fail fast with a one-line fix).

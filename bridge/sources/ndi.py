@@ -59,6 +59,9 @@ class NdiSource:
         self._last = 0.0
         self.source_name: str | None = None
 
+    def preflight(self) -> None:
+        import_cyndilib()
+
     def open(self, width: int, height: int) -> None:
         finder_mod, receiver_mod, video_mod, ndi_recv = import_cyndilib()
         if self._finder is None:
@@ -77,28 +80,29 @@ class NdiSource:
             bandwidth=ndi_recv.RecvBandwidth.highest,
             recv_name="sd-bridge",
         )
-        frame = video_mod.VideoRecvFrame()
-        receiver.set_video_frame(frame)
+        frame = video_mod.VideoFrameSync()
+        receiver.frame_sync.set_video_frame(frame)
         receiver.set_source(self._finder.get_source(found))
         self._receiver, self._frame = receiver, frame
-        self._recv_type = receiver_mod.ReceiveFrameType
         self._last = time.monotonic()
+        self._last_ts: float | None = None
         self.source_name = found
 
     def read(self) -> np.ndarray | None:
         assert self._receiver is not None and self._frame is not None
-        got = self._receiver.receive(self._recv_type.recv_video, 100)
-        if not got & self._recv_type.recv_video or self._frame.xres <= 0:
+        # NDI's frame sync returns the newest frame at once (never blocks); a new frame is one
+        # with a new timestamp. Waiting happens in time.sleep, which lets the engine thread run.
+        frame = self._frame
+        self._receiver.frame_sync.capture_video()
+        ts = frame.get_timestamp_posix()
+        if frame.xres <= 0 or ts == self._last_ts:
             if time.monotonic() - self._last > self.stale_s:
                 raise BridgeError(f"{self.name}: no frame for {self.stale_s:g} s, searching again")
+            time.sleep(0.004)
             return None
-        self._last = time.monotonic()
-        frame = self._frame
-        data = np.empty(frame.get_data_size(), dtype=np.uint8)
-        frame.fill_p_data(data)
+        self._last_ts, self._last = ts, time.monotonic()
         h, w = frame.yres, frame.xres
-        stride = frame.get_line_stride() or w * 4
-        rgba = data[: h * stride].reshape(h, stride)[:, : w * 4].reshape(h, w, 4)
+        rgba = np.asarray(frame).reshape(h, w, 4)
         return np.ascontiguousarray(rgba[..., :3])
 
     def close(self) -> None:

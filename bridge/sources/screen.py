@@ -19,11 +19,19 @@ class ScreenSource:
         self._mss = None
         self._area: dict[str, int] | None = None
 
-    def open(self, width: int, height: int) -> None:
+    def preflight(self) -> None:
+        """Raise BackendMissing now if screen capture cannot work here at all."""
         if sys.platform.startswith("linux") and not (
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
         ):
             raise BackendMissing("screen capture needs a display: DISPLAY is not set")
+        try:
+            import mss  # noqa: F401
+        except ImportError as exc:
+            raise BackendMissing("screen capture needs mss: pip install mss") from exc
+
+    def open(self, width: int, height: int) -> None:
+        self.preflight()
         import mss
 
         factory = getattr(mss, "MSS", None) or mss.mss

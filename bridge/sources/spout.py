@@ -19,6 +19,9 @@ class SpoutSource:
         self._rx = None
         self._buf: np.ndarray | None = None
 
+    def preflight(self) -> None:
+        import_spoutgl()
+
     def open(self, width: int, height: int) -> None:
         spoutgl = import_spoutgl()
         rx = spoutgl.SpoutReceiver()

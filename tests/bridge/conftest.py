@@ -74,8 +74,11 @@ def ndi_sender(request: pytest.FixtureRequest) -> Iterator[callable]:
         pytest.skip(reason)
     procs: list[subprocess.Popen] = []
 
-    def start(name: str, width: int = 96, height: int = 64, seconds: float = 30.0) -> subprocess.Popen:
-        p = subprocess.Popen([sys.executable, str(NDI_SENDER), name, str(width), str(height), str(seconds)])
+    def start(
+        name: str, width: int = 96, height: int = 64, seconds: float = 30.0, first: int = 0
+    ) -> subprocess.Popen:
+        args = [name, str(width), str(height), str(seconds), str(first)]
+        p = subprocess.Popen([sys.executable, str(NDI_SENDER), *args])
         procs.append(p)
         return p
 

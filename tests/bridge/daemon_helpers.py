@@ -17,9 +17,10 @@ class InvertEngine(PassthroughEngine):
     """Outputs 1 - input, so a test can tell processed frames from passed-through ones.
     With `fail_every`, every Nth call raises."""
 
-    def __init__(self, width: int = 64, height: int = 64, fail_every: int = 0) -> None:
+    def __init__(self, width: int = 64, height: int = 64, fail_every: int = 0, nan: bool = False) -> None:
         super().__init__(width, height)
         self.fail_every = fail_every
+        self.nan = nan
         self.calls = 0
         self.updates: list[dict[str, Any]] = []
 
@@ -29,7 +30,7 @@ class InvertEngine(PassthroughEngine):
             raise RuntimeError(f"boom on call {self.calls}")
         assert frames is not None
         self._frames += frames.shape[0]
-        return 1.0 - frames
+        return frames * float("nan") if self.nan else 1.0 - frames
 
     def update(self, **params: Any) -> None:
         if "guidance_scale" in params and params["guidance_scale"] > 10:

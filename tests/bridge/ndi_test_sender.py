@@ -1,6 +1,6 @@
 """A test NDI sender (run as a subprocess): frames with a counter in the top-left pixels.
 
-usage: python ndi_test_sender.py NAME WIDTH HEIGHT SECONDS
+usage: python ndi_test_sender.py NAME WIDTH HEIGHT SECONDS [FIRST_COUNTER]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> None:
     sender.set_video_frame(frame)
     sender.open()
     end = time.monotonic() + seconds
-    n = 0
+    n = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     try:
         while time.monotonic() < end:
             bgra = np.full((h, w, 4), 255, np.uint8)

@@ -1,0 +1,140 @@
+"""Announce the OSCQuery server over mDNS as `_oscjson._tcp`, best effort.
+
+Uses the `zeroconf` package (pure Python, works the same on Windows, macOS and Linux, and
+beside a running avahi-daemon or Bonjour). Without it, `avahi-publish-service` is used where
+installed; with neither, one log line says how to get it and everything else keeps working
+(controllers can still be pointed at the HTTP address by hand). Registration runs in a
+background thread: mDNS probing takes a second or two and must not delay start-up.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import shutil
+import socket
+import subprocess
+import threading
+from typing import Any
+
+log = logging.getLogger("bridge.mdns")
+
+SERVICE_TYPE = "_oscjson._tcp.local."
+
+
+class Advertisement:
+    """A running announcement; `close()` withdraws it. `backend` says how it is made."""
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.registered = threading.Event()
+        """Set once the service is announced (never, for the `none` backend)."""
+        self.name: str | None = None
+        """The instance name announced (zeroconf may add a suffix to resolve a clash)."""
+        self._closers: list[Any] = []
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception as exc:  # withdrawing is best effort too
+                log.debug("mDNS: withdrawing failed: %r", exc)
+
+
+def advertise(name: str, port: int, host: str = "127.0.0.1") -> Advertisement:
+    """Announce `name` as an OSCQuery server on TCP `port`; never raises."""
+    try:
+        import zeroconf  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return _with_zeroconf(name, port, host)
+    tool = shutil.which("avahi-publish-service")
+    if tool:
+        return _with_avahi(tool, name, port)
+    log.info("OSCQuery not advertised over mDNS: `pip install zeroconf` or install avahi-utils to enable it")
+    return Advertisement("none")
+
+
+def _addresses(host: str) -> list[str]:
+    """The IPv4 addresses to announce for a server bound to `host`."""
+    if host not in ("", "0.0.0.0", "::"):
+        return [host]
+    import ifaddr  # a dependency of zeroconf
+
+    found = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if isinstance(ip.ip, str) and not ipaddress.ip_address(ip.ip).is_link_local:
+                found.append(ip.ip)
+    return found or ["127.0.0.1"]
+
+
+def _with_zeroconf(name: str, port: int, host: str) -> Advertisement:
+    from zeroconf import IPVersion, ServiceInfo, Zeroconf
+
+    ad = Advertisement("zeroconf")
+    addresses = [a for a in _addresses(host) if ipaddress.ip_address(a).version == 4]
+    info = ServiceInfo(
+        SERVICE_TYPE,
+        f"{name}.{SERVICE_TYPE}",
+        addresses=[socket.inet_aton(a) for a in addresses],
+        port=port,
+        server=f"{socket.gethostname().split('.')[0]}.local.",
+    )
+
+    def register() -> None:
+        try:
+            zc = Zeroconf(ip_version=IPVersion.V4Only)
+        except Exception as exc:
+            log.info("OSCQuery not advertised over mDNS: %s", exc)
+            return
+        ad._closers.append(zc.close)
+        if ad._closed:
+            zc.close()
+            return
+        try:
+            zc.register_service(info, allow_name_change=True)
+        except Exception as exc:
+            log.info("OSCQuery not advertised over mDNS: %s", exc)
+            return
+        ad._closers.append(lambda: zc.unregister_service(info))
+        ad.name = info.name
+        ad.registered.set()
+        log.info("OSCQuery advertised over mDNS as %s", info.name)
+
+    ad._thread = threading.Thread(target=register, name="mdns-register", daemon=True)
+    ad._thread.start()
+    return ad
+
+
+def _with_avahi(tool: str, name: str, port: int) -> Advertisement:
+    ad = Advertisement("avahi")
+    try:
+        proc = subprocess.Popen(
+            [tool, name, SERVICE_TYPE.removesuffix(".local."), str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        log.info("OSCQuery not advertised over mDNS: %s", exc)
+        return Advertisement("none")
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    ad._closers.append(stop)
+    ad.name = f"{name}.{SERVICE_TYPE}"
+    ad.registered.set()
+    return ad

@@ -1,0 +1,241 @@
+"""OSCQuery: the address space as an HTTP + JSON tree, so controllers can discover it.
+
+Follows the Vidvox OSCQuery proposal: `GET /` gives the whole tree (FULL_PATH, CONTENTS, TYPE,
+RANGE, VALUE, ACCESS, CLIPMODE, DESCRIPTION), `GET /sd/guidance` one node, `GET
+/sd/guidance?VALUE` one attribute, `GET /?HOST_INFO` the server's name, OSC port and
+supported extensions. Values are read live from the ParamStore. The optional WebSocket
+LISTEN extension is not offered (HOST_INFO says so); controllers get live values from the OSC
+echo instead. The tree is built straight from PARAMS, so it can't disagree with the server.
+
+Why not the `python-oscquery` package: it brings its own OSC server and node tree, which would
+be a second copy of the address space to keep in step with PARAMS, and it lacks LISTEN too; what
+we need of the spec is one JSON tree over http.server, about a hundred lines here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from . import mdns, osc_map
+from .netallow import Networks, allowed
+from .params import Kind, Param
+from .store import ParamStore
+
+log = logging.getLogger("bridge.oscquery")
+
+ACCESS_NONE, ACCESS_READ, ACCESS_WRITE, ACCESS_READ_WRITE = 0, 1, 2, 3
+
+
+EXTENSIONS = {
+    "ACCESS": True,
+    "VALUE": True,
+    "RANGE": True,
+    "DESCRIPTION": True,
+    "CLIPMODE": True,
+    "TAGS": False,
+    "EXTENDED_TYPE": False,
+    "UNIT": False,
+    "CRITICAL": False,
+    "OVERLOADS": False,
+    "LISTEN": False,
+    "PATH_CHANGED": False,
+}
+
+
+def _range(p: Param, value: Any) -> list[dict[str, Any]] | None:
+    if p.kind is Kind.BOOL:
+        return [{"MIN": 0, "MAX": 1}]
+    if p.kind in (Kind.FLOAT, Kind.INT, Kind.INT_LIST, Kind.INT_PAIR) and p.minimum is not None:
+        lo: Any = p.minimum if p.kind is Kind.FLOAT else int(p.minimum)
+        hi: Any = p.maximum if p.kind is Kind.FLOAT else int(p.maximum or 0)
+        return [{"MIN": lo, "MAX": hi} for _ in osc_map.type_tags(p, value)]
+    return None
+
+
+def param_node(p: Param, value: Any) -> dict[str, Any]:
+    node: dict[str, Any] = {
+        "FULL_PATH": p.address,
+        "TYPE": osc_map.type_tags(p, value),
+        "ACCESS": ACCESS_READ_WRITE,
+        "VALUE": osc_map.encode(p, value),
+        "DESCRIPTION": p.doc,
+    }
+    rng = _range(p, value)
+    if rng is not None:
+        node["RANGE"] = rng
+    if p.kind in (Kind.FLOAT, Kind.INT):
+        node["CLIPMODE"] = "both" if p.clamp else "none"
+    if p.has_norm:
+        node["CONTENTS"] = {
+            "norm": {
+                "FULL_PATH": p.address + osc_map.NORM,
+                "TYPE": "f",
+                "ACCESS": ACCESS_READ_WRITE,
+                "VALUE": [p.to_norm(value)],
+                "RANGE": [{"MIN": 0.0, "MAX": 1.0}],
+                "CLIPMODE": "none",
+                "DESCRIPTION": f"{p.address} with 0..1 mapped onto its range.",
+            }
+        }
+    return node
+
+
+def build_tree(store: ParamStore) -> dict[str, Any]:
+    """The whole OSCQuery tree, with current values."""
+    root: dict[str, Any] = {"FULL_PATH": "/", "ACCESS": ACCESS_NONE, "CONTENTS": {}}
+    values = store.snapshot()
+    leaves: list[tuple[str, dict[str, Any]]] = [
+        (p.address, param_node(p, values[p.name])) for p in store.params.values()
+    ]
+    for address, (tags, doc) in osc_map.COMMANDS.items():
+        node: dict[str, Any] = {"FULL_PATH": address, "ACCESS": ACCESS_WRITE, "DESCRIPTION": doc}
+        if tags:
+            node["TYPE"] = tags
+        leaves.append((address, node))
+    for address, leaf in leaves:
+        parent = root
+        parts = address.strip("/").split("/")
+        for depth, part in enumerate(parts[:-1]):
+            contents = parent.setdefault("CONTENTS", {})
+            if part not in contents:
+                path = "/" + "/".join(parts[: depth + 1])
+                contents[part] = {"FULL_PATH": path, "ACCESS": ACCESS_NONE, "CONTENTS": {}}
+            parent = contents[part]
+        contents = parent.setdefault("CONTENTS", {})
+        existing = contents.get(parts[-1], {})
+        contents[parts[-1]] = {**existing, **leaf}
+    return root
+
+
+def find_node(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
+    node = tree
+    for part in [p for p in path.strip("/").split("/") if p]:
+        node = node.get("CONTENTS", {}).get(part)
+        if node is None:
+            return None
+    return node
+
+
+def host_info(name: str, osc_address: tuple[str, int]) -> dict[str, Any]:
+    return {
+        "NAME": name,
+        "EXTENSIONS": EXTENSIONS,
+        "OSC_IP": osc_address[0],
+        "OSC_PORT": osc_address[1],
+        "OSC_TRANSPORT": "UDP",
+    }
+
+
+class OscQueryServer:
+    """A small threaded HTTP server for the OSCQuery tree, plus its mDNS advertisement."""
+
+    def __init__(
+        self,
+        store: ParamStore,
+        osc_address: tuple[str, int],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str = "sd-bridge",
+        allow: Networks | None = None,
+    ) -> None:
+        self.store = store
+        self.allow = allow
+        """Only these clients get answers (the same list as OSC); None: everyone who can reach us."""
+        self.osc_address = osc_address
+        self.host = host
+        self.port = port
+        self.name = name
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._advertisement: mdns.Advertisement | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._httpd is None:
+            return (self.host, self.port)
+        host, port = self._httpd.server_address[:2]
+        return (str(host), int(port))
+
+    def start(self, advertise: bool = True) -> OscQueryServer:
+        """Serve in a thread; with `advertise`, also announce `_oscjson._tcp` over mDNS (best effort)."""
+        server = self
+
+        class Handler(_Handler):
+            query = server
+
+        try:
+            self._httpd = _HTTPServer((self.host, self.port), Handler)
+            self._httpd.allow = self.allow
+        except OSError as exc:
+            raise OSError(f"cannot serve OSCQuery on {self.host}:{self.port}: {exc.strerror or exc}") from exc
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="oscquery-http", daemon=True
+        )
+        self._thread.start()
+        log.info("OSCQuery on http://%s:%d/", *self.address)
+        if advertise:
+            self._advertisement = mdns.advertise(self.name, self.address[1], self.host)
+        return self
+
+    def stop(self) -> None:
+        if self._advertisement is not None:
+            self._advertisement.close()
+            self._advertisement = None
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    allow: Networks | None = None
+    daemon_threads = True
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return self.allow is None or allowed(str(client_address[0]), self.allow)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    query: OscQueryServer
+    server_version = "sd-bridge-oscquery"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        url = urlsplit(self.path)
+        path = unquote(url.path) or "/"
+        attribute = url.query.split("&")[0].split("=")[0].upper()
+        q = self.query
+        if attribute == "HOST_INFO":
+            self._reply(200, host_info(q.name, q.osc_address))
+            return
+        node = find_node(build_tree(q.store), path)
+        if node is None:
+            self._reply(404, {"error": f"no such address {path}"})
+            return
+        if not attribute:
+            self._reply(200, node)
+        elif attribute in node:
+            self._reply(200, {attribute: node[attribute]})
+        else:
+            self._reply(204, None)
+
+    def _reply(self, status: int, body: Any) -> None:
+        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
+        log.debug("oscquery %s - %s", self.address_string(), format % args)
