@@ -89,6 +89,13 @@ def apply(
     trt_present = trt is not None or tensorrt_importable()
     cuda = _gpu_present(device)
     backend = resolve_backend(requested, trt_importable=trt_present, cuda=cuda)
+    if backend == "tensorrt" and float(getattr(config, "tome_ratio", 0.0) or 0.0) > 0:
+        # tomesd's token merging draws random indices per call; it can't be frozen into an engine.
+        message = "token merging (tome_ratio > 0) can't run in TensorRT; set it to 0 or use compile"
+        if requested == "tensorrt":
+            raise AccelUnavailable(message)
+        log.warning("%s; using compile", message)
+        backend = "compile"
     status = AccelStatus(requested=requested, active="torch")
     engine.accel_status = status
     apply_torch(engine, device)
@@ -149,8 +156,9 @@ def _swap_in_tensorrt(engine: Any, builder, parts, status: AccelStatus) -> None:
     from .seams import install_seams
     from .tensorrt.backend import prepare_runners, trt_seams
 
+    fallback = (engine.unet_fn, engine.vae_encode_fn, engine.vae_decode_fn)
     runners = prepare_runners(builder, parts)
-    install_seams(engine, *trt_seams(runners))
+    install_seams(engine, *trt_seams(runners, fallback))
     engine.trt_runners = runners
     status.active = "tensorrt"
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 from .graphs import CudaGraphCapturer, GraphedFn
-from .seams import install_seams, unet_forward, vae_decode_raw, vae_encode_raw
+from .seams import install_seams, module_seams, unet_forward, vae_decode_raw, vae_encode_raw
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,28 @@ def compile_seams(unet: torch.nn.Module, vae: torch.nn.Module, compiler: Compile
         return unet_forward(unet_c, latent, timestep, ehs)
 
     return unet_fn, encode_c, decode_c
+
+
+class EagerOnFailure:
+    """A compiled seam that falls back to its eager version for good if compiling fails.
+
+    torch.compile compiles on the first call, so its failures (no Triton on a Windows CUDA box, no
+    C++ compiler for the CPU backend, an unsupported op) surface mid-show; they must cost speed,
+    not frames.
+    """
+
+    def __init__(self, name: str, compiled: Callable[..., torch.Tensor], eager: Callable[..., torch.Tensor]):
+        self.name, self.compiled, self.eager = name, compiled, eager
+        self.failed: str | None = None
+
+    def __call__(self, *args: torch.Tensor) -> torch.Tensor:
+        if self.failed is None:
+            try:
+                return self.compiled(*args)
+            except Exception as exc:
+                self.failed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                log.warning("torch.compile of %s failed, running it eagerly: %s", self.name, self.failed)
+        return self.eager(*args)
 
 
 def graph_step(fn: Callable[..., torch.Tensor], *, copy_outputs: bool = True) -> GraphedFn:
@@ -53,7 +75,10 @@ def apply_compile(
     (e.g. `mode="max-autotune-no-cudagraphs"`; don't pick a cudagraph mode, graphs are ours).
     """
     compiler = compiler or torch.compile
-    seams = compile_seams(engine.unet, engine.vae, compiler, **options)  # type: ignore[attr-defined]
+    compiled = compile_seams(engine.unet, engine.vae, compiler, **options)  # type: ignore[attr-defined]
+    eager = module_seams(engine.unet, engine.vae)  # type: ignore[attr-defined]
+    names = ("unet", "vae_encode", "vae_decode")
+    seams = tuple(EagerOnFailure(n, c, e) for n, c, e in zip(names, compiled, eager, strict=True))
     if cuda_graphs is None:
         cuda_graphs = device.type == "cuda"
     if cuda_graphs:

@@ -42,7 +42,8 @@ class CudaGraphCapturer:
         self.copy_outputs = copy_outputs
 
     def __call__(self, fn: Callable[..., torch.Tensor], example: Sequence[torch.Tensor]) -> Replay:
-        static_in = [a.detach().clone() for a in example]
+        with torch.inference_mode(False):  # static buffers are refilled in place on every call
+            static_in = [a.detach().clone() for a in example]
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), torch.no_grad():

@@ -44,6 +44,11 @@ def make_fake_tensorrt(version: str = "11.0.0", progress_monitor: bool = True) -
         INPUT = 1
         OUTPUT = 2
 
+    class ExecutionContextAllocationStrategy(enum.Enum):
+        STATIC = 0
+        ON_PROFILE_CHANGE = 1
+        USER_MANAGED = 2
+
     class BuilderFlag(enum.Enum):
         FP16 = 0
 
@@ -174,8 +179,10 @@ def make_fake_tensorrt(version: str = "11.0.0", progress_monitor: bool = True) -
             return MAGIC + len(blob).to_bytes(4, "little") + blob + network.onnx
 
     class ExecutionContext:
-        def __init__(self, engine: CudaEngine) -> None:
+        def __init__(self, engine: CudaEngine, strategy) -> None:
             self.engine = engine
+            self.user_managed = strategy == ExecutionContextAllocationStrategy.USER_MANAGED
+            self.device_memory: tuple[int, int] | None = None
             self.input_shapes: dict[str, tuple] = {}
             self.addresses: dict[str, int] = {}
             self._out_shapes: dict[tuple, dict[str, tuple]] = {}
@@ -200,6 +207,16 @@ def make_fake_tensorrt(version: str = "11.0.0", progress_monitor: bool = True) -
                 self._out_shapes[key] = {n: o.shape for n, o in zip(self.engine.outputs, outs, strict=True)}
             return self._out_shapes[key][name]
 
+        def update_device_memory_size_for_shapes(self) -> int:
+            # Scratch memory grows with the shapes actually set, like TensorRT's.
+            return 256 * sum(int(np.prod(s)) for s in self.input_shapes.values())
+
+        def set_device_memory(self, ptr: int, size: int) -> None:
+            if size < self.update_device_memory_size_for_shapes():
+                raise ValueError("device memory too small for the current shapes")
+            self.device_memory = (int(ptr), int(size))
+            trt.calls.append(("device_memory", size))
+
         def set_tensor_address(self, name: str, ptr: int) -> bool:
             self.addresses[name] = int(ptr)
             return True
@@ -212,6 +229,8 @@ def make_fake_tensorrt(version: str = "11.0.0", progress_monitor: bool = True) -
         def execute_async_v3(self, stream_handle: int) -> bool:
             trt.calls.append(("execute", stream_handle))
             if set(self.addresses) != set(self.engine.inputs + self.engine.outputs):
+                return False
+            if self.user_managed and self.device_memory is None:
                 return False
             feeds = {n: self._view(n, self.input_shapes[n]).copy() for n in self.engine.inputs}
             outs = self.engine.session.run(None, feeds)
@@ -240,8 +259,10 @@ def make_fake_tensorrt(version: str = "11.0.0", progress_monitor: bool = True) -
         def get_tensor_dtype(self, name: str) -> DataType:
             return DataType.FLOAT
 
-        def create_execution_context(self) -> ExecutionContext:
-            return ExecutionContext(self)
+        def create_execution_context(
+            self, strategy=ExecutionContextAllocationStrategy.STATIC
+        ) -> ExecutionContext:
+            return ExecutionContext(self, strategy)
 
     class Runtime:
         def __init__(self, logger: Logger) -> None:
@@ -267,6 +288,7 @@ def make_fake_tensorrt(version: str = "11.0.0", progress_monitor: bool = True) -
         DataType=DataType,
         TensorIOMode=TensorIOMode,
         BuilderFlag=BuilderFlag,
+        ExecutionContextAllocationStrategy=ExecutionContextAllocationStrategy,
         MemoryPoolType=MemoryPoolType,
         Builder=Builder,
         OnnxParser=OnnxParser,

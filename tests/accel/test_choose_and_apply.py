@@ -85,6 +85,27 @@ def test_compile_backend_installs_compiled_seams(tiny_engine):
     assert compiled[0] is tiny_engine.unet and len(compiled) == 3
     for got, want in zip(_outputs(tiny_engine), expected, strict=True):
         torch.testing.assert_close(got, want)
+    assert tiny_engine.unet_fn.failed is None
+
+
+def test_compile_failure_at_first_frame_falls_back_to_eager(tiny_engine, caplog):
+    """torch.compile compiles lazily; a compiler missing on the show machine costs speed, not frames."""
+
+    def failing_compiler(fn, dynamic):
+        def call(*args, **kwargs):
+            raise RuntimeError("Cannot find a working triton installation.\nMore details...")
+
+        return call
+
+    expected = _outputs(tiny_engine)
+    from engine.accel.compile_backend import apply_compile
+
+    apply_compile(tiny_engine, torch.device("cpu"), compiler=failing_compiler)
+    for got, want in zip(_outputs(tiny_engine), expected, strict=True):
+        torch.testing.assert_close(got, want)
+    _outputs(tiny_engine)
+    assert tiny_engine.unet_fn.failed == "RuntimeError: Cannot find a working triton installation."
+    assert caplog.text.count("torch.compile of unet failed") == 1
 
 
 def test_tensorrt_without_tensorrt_is_a_one_line_error(tiny_engine, monkeypatch):
@@ -136,28 +157,24 @@ def test_failed_background_build_keeps_torch(tiny_engine, tmp_path, monkeypatch,
     assert "staying on torch" in caplog.text
 
 
-def test_blocking_build_and_auto_fallback(tiny_engine, tmp_path, monkeypatch):
+def test_failed_setup_falls_back_under_auto_and_is_an_error_when_asked_for(
+    tiny_engine, tmp_path, monkeypatch
+):
     monkeypatch.setattr(accel, "_gpu_present", lambda device: True)
-    trt = make_fake_tensorrt()
-    config = AccelConfig(accel="tensorrt", engine_dir=str(tmp_path))
-    assert accel.apply(tiny_engine, config, background=False, trt=trt) == "tensorrt"
-
     broken = make_fake_tensorrt()
     broken.Runtime.deserialize_cuda_engine = lambda self, data: None
-    fresh = type(tiny_engine)()
-    assert (
-        accel.apply(
-            fresh, AccelConfig(accel="auto", engine_dir=str(tmp_path / "x")), background=False, trt=broken
-        )
-        == "torch"
-    )
-    assert "deserialize" in fresh.accel_status.error
-    with pytest.raises(AccelUnavailable, match="TensorRT setup failed"):
+    seam = tiny_engine.unet_fn
+    config = AccelConfig(accel="auto", engine_dir=str(tmp_path / "x"))
+    assert accel.apply(tiny_engine, config, background=False, trt=broken) == "torch"
+    assert "deserialize" in tiny_engine.accel_status.error and tiny_engine.unet_fn is seam
+    failing = make_fake_tensorrt()
+    failing.Builder.build_serialized_network = lambda self, network, config: None
+    with pytest.raises(AccelUnavailable, match="TensorRT setup failed: EngineBuildError"):
         accel.apply(
             type(tiny_engine)(),
-            AccelConfig(accel="tensorrt", engine_dir=str(tmp_path / "x")),
+            AccelConfig(accel="tensorrt", engine_dir=str(tmp_path / "y")),
             background=False,
-            trt=broken,
+            trt=failing,
         )
 
 
@@ -167,3 +184,14 @@ def test_module_seams_reference(tiny_engine):
     with torch.no_grad():
         assert unet_fn(latent, t[:1], ehs).shape == latent.shape
         assert dec(enc(image_inputs())).shape == (1, 3, 64, 64)
+
+
+def test_token_merging_is_not_sent_to_tensorrt(tiny_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(accel, "_gpu_present", lambda device: True)
+    monkeypatch.setattr("engine.accel.compile_backend.torch.compile", lambda fn, **kw: fn)
+    config = AccelConfig(accel="auto", engine_dir=str(tmp_path), tome_ratio=0.5)
+    assert accel.apply(tiny_engine, config, trt=make_fake_tensorrt()) == "compile"
+    with pytest.raises(AccelUnavailable, match="token merging"):
+        accel.apply(
+            type(tiny_engine)(), AccelConfig(accel="tensorrt", tome_ratio=0.5), trt=make_fake_tensorrt()
+        )

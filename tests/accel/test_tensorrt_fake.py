@@ -7,10 +7,18 @@ import pytest
 import torch
 
 from engine.accel.seams import module_seams
-from engine.accel.tensorrt.backend import BuildPlan, EngineBuilder, engine_parts, prepare_runners, trt_seams
+from engine.accel.tensorrt.backend import (
+    BuildPlan,
+    EngineBuilder,
+    WithFallback,
+    engine_parts,
+    prepare_runners,
+    trt_seams,
+)
 from engine.accel.tensorrt.builder import EngineBuildError, build_engine
 from engine.accel.tensorrt.cache import EngineStore
 from engine.accel.tensorrt.profiles import ProfileRange, vae_decoder_spec
+from engine.accel.tensorrt.runtime import ShapeOutsideProfile
 
 from .conftest import AccelConfig, image_inputs, tiny_unet, tiny_vae, unet_inputs
 from .fake_tensorrt import make_fake_tensorrt
@@ -146,5 +154,45 @@ def test_shape_outside_profile_is_a_clear_error(tmp_path, modules):
     unet, vae = modules
     builder = _builder(make_fake_tensorrt(), tmp_path)
     decoder = builder.runner(engine_parts(unet, vae, builder.plan)[2])
-    with pytest.raises(ValueError, match="outside the engine's profile"):
+    ok = torch.randn(1, 4, 8, 8)
+    first = decoder(latents=ok)["images"]
+    with pytest.raises(ShapeOutsideProfile, match="outside the engine's profile"):
         decoder(latents=torch.zeros(1, 4, 200, 200))
+    torch.testing.assert_close(decoder(latents=ok)["images"], first, msg="a rejected shape leaves no trace")
+    with torch.inference_mode():
+        decoder(latents=torch.randn(1, 4, 16, 8))
+    decoder(latents=torch.randn(1, 4, 16, 8))  # buffers made under inference mode still refill outside
+
+
+def test_out_of_profile_batch_falls_back_to_torch(tmp_path, modules):
+    unet, vae = modules
+    builder = _builder(make_fake_tensorrt(), tmp_path)
+    runner = builder.runner(engine_parts(unet, vae, builder.plan)[0])
+    reference = module_seams(unet, vae)[0]
+    calls = []
+
+    def torch_unet(*args):
+        calls.append(args[0].shape[0])
+        return reference(*args)
+
+    def trt_unet(latent, t, ehs):
+        return runner(sample=latent, timestep=t, encoder_hidden_states=ehs)["noise_pred"]
+
+    unet_fn = WithFallback("unet", trt_unet, torch_unet)
+    big = unet_inputs(batch=builder.plan.max_batch + 1)
+    small = unet_inputs(batch=2)
+    with torch.no_grad():
+        torch.testing.assert_close(unet_fn(*big), reference(*big), atol=1e-4, rtol=1e-4)
+        unet_fn(*big)
+        torch.testing.assert_close(unet_fn(*small), reference(*small), atol=1e-4, rtol=1e-4)
+    assert calls == [builder.plan.max_batch + 1] * 2, "only the out-of-profile batch ran in torch"
+
+
+def test_device_memory_follows_the_shapes_in_use(tmp_path, modules):
+    unet, vae = modules
+    trt = make_fake_tensorrt()
+    decoder = _builder(trt, tmp_path).runner(engine_parts(unet, vae, _builder(trt, tmp_path).plan)[2])
+    decoder(latents=torch.randn(1, 4, 8, 8))
+    decoder(latents=torch.randn(2, 4, 16, 16))
+    sizes = [size for what, size in trt.calls if what == "device_memory"]
+    assert sizes == [256 * 1 * 4 * 8 * 8, 256 * 2 * 4 * 16 * 16]

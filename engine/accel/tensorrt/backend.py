@@ -22,7 +22,7 @@ from .builder import build_engine
 from .cache import EngineKey, EngineStore, compute_capability, module_fingerprint
 from .export import OPSET, UNetPart, VaeDecoderPart, VaeEncoderPart, export_part
 from .profiles import PartSpec, ProfileRange, unet_spec, vae_decoder_spec, vae_encoder_spec
-from .runtime import EngineLoadError, TrtRunner
+from .runtime import EngineLoadError, ShapeOutsideProfile, TrtRunner
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +185,31 @@ def prepare_runners(builder: EngineBuilder, parts: list[Part]) -> dict[str, TrtR
     return runners
 
 
-def trt_seams(runners: dict[str, TrtRunner]):
-    """The engine's three seams backed by TensorRT runners."""
+class WithFallback:
+    """A TensorRT seam that hands shapes outside its engine's profile to the torch seam.
+
+    The UNet batch changes live (guidance crossing 1 adds the unconditional rows, prompt blends
+    multiply the text rows); a batch the engine was not built for must cost speed, not a frame.
+    """
+
+    def __init__(self, name: str, fast, fallback) -> None:
+        self.name, self.fast, self.fallback = name, fast, fallback
+        self.rejected: set[tuple] = set()
+
+    def __call__(self, *args: torch.Tensor) -> torch.Tensor:
+        shapes = tuple(tuple(a.shape) for a in args)
+        if shapes not in self.rejected:
+            try:
+                return self.fast(*args)
+            except ShapeOutsideProfile as exc:
+                log.warning("%s: %s; running that shape with torch", self.name, exc)
+                self.rejected.add(shapes)
+        return self.fallback(*args)
+
+
+def trt_seams(runners: dict[str, TrtRunner], fallback=None):
+    """The engine's three seams backed by TensorRT runners; shapes outside an engine's profile go
+    to `fallback` (the torch seams, same order) when given."""
     unet, encoder, decoder = runners["unet"], runners["vae_encoder"], runners["vae_decoder"]
 
     def unet_fn(latent: torch.Tensor, timestep: torch.Tensor, ehs: torch.Tensor) -> torch.Tensor:
@@ -200,4 +223,8 @@ def trt_seams(runners: dict[str, TrtRunner]):
     def vae_decode_fn(latents: torch.Tensor) -> torch.Tensor:
         return decoder(latents=latents)["images"]
 
-    return unet_fn, vae_encode_fn, vae_decode_fn
+    seams = (unet_fn, vae_encode_fn, vae_decode_fn)
+    if fallback is None:
+        return seams
+    names = ("unet", "vae_encoder", "vae_decoder")
+    return tuple(WithFallback(n, fast, slow) for n, fast, slow in zip(names, seams, fallback, strict=True))

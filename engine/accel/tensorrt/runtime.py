@@ -30,6 +30,10 @@ class EngineLoadError(RuntimeError):
     """The plan could not be deserialized (corrupt, or built by another TensorRT or GPU)."""
 
 
+class ShapeOutsideProfile(ValueError):
+    """An input shape the engine was not built for (its caller can fall back to torch)."""
+
+
 class TrtRunner:
     """One engine, one execution context, static I/O buffers."""
 
@@ -49,7 +53,15 @@ class TrtRunner:
         self.engine = self.runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
             raise EngineLoadError("TensorRT could not deserialize the engine")
-        self.context = self.engine.create_execution_context()
+        # Device memory sized for the shapes actually in use, not the profile's maximum (batch 8 at
+        # 1024x1024 would reserve gigabytes for a 512x512 show): TensorRT 10+'s user-managed strategy.
+        strategy = getattr(trt, "ExecutionContextAllocationStrategy", None)
+        self.user_memory = strategy is not None and hasattr(strategy, "USER_MANAGED")
+        if self.user_memory:
+            self.context = self.engine.create_execution_context(strategy.USER_MANAGED)
+        else:
+            self.context = self.engine.create_execution_context()
+        self.workspace: torch.Tensor | None = None
         if self.context is None:
             raise EngineLoadError("TensorRT could not create an execution context (out of GPU memory?)")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
@@ -74,14 +86,25 @@ class TrtRunner:
     def _prepare(self, shapes: tuple) -> None:
         """Set input shapes, allocate every buffer, bind addresses, and capture a graph if enabled."""
         self.graph = None
+        self.shapes = None  # until fully prepared: a rejected shape leaves nothing half-set behind
         for name, shape in zip(self.inputs, shapes, strict=True):
             if not self.context.set_input_shape(name, shape):
-                raise ValueError(f"input {name} of shape {shape} is outside the engine's profile")
-        self.buffers = {}
-        for name in self.inputs + self.outputs:
-            shape = tuple(self.context.get_tensor_shape(name))
-            self.buffers[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
-            self.context.set_tensor_address(name, self.buffers[name].data_ptr())
+                raise ShapeOutsideProfile(f"input {name} of shape {shape} is outside the engine's profile")
+        # Normal (not inference-mode) tensors: the buffers are written in place on every call,
+        # whether or not the caller runs under torch.inference_mode().
+        with torch.inference_mode(False):
+            if self.user_memory:
+                size = int(self.context.update_device_memory_size_for_shapes())
+                self.workspace = torch.empty(max(size, 1), dtype=torch.uint8, device=self.device)
+                try:
+                    self.context.set_device_memory(self.workspace.data_ptr(), size)
+                except TypeError:  # TensorRT 10.0's binding takes the address only
+                    self.context.set_device_memory(self.workspace.data_ptr())
+            self.buffers = {}
+            for name in self.inputs + self.outputs:
+                shape = tuple(self.context.get_tensor_shape(name))
+                self.buffers[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
+                self.context.set_tensor_address(name, self.buffers[name].data_ptr())
         self.allocations += 1
         self.shapes = shapes
         if self.use_cuda_graph:
@@ -114,3 +137,11 @@ class TrtRunner:
         if self.copy_outputs:
             return {n: self.buffers[n].clone() for n in self.outputs}
         return {n: self.buffers[n] for n in self.outputs}
+
+    def close(self) -> None:
+        """Release in dependency order: a CUDA graph must go before the context it launches."""
+        self.graph = None
+        self.buffers = {}
+        self.context = None
+        self.engine = None
+        self.workspace = None
