@@ -132,7 +132,7 @@ def run_daemon_pipeline(
         e2e_ms=samples.get("e2e", [])[:frames],
         stages_ms={k: v for k, v in samples.items() if k != "e2e"},
         source_fps=source_fps,
-        dropped=dict(runtime.stats().get("dropped", {})),
+        dropped=_dropped_by_stage(runtime.stats()),
     )
 
 
@@ -153,3 +153,12 @@ def merge_pipeline_runs(runs: list[PipelineRun]) -> PipelineRun:
         source_fps=max((r.source_fps for r in runs), default=0.0),
         dropped=dict(dropped),
     )
+
+
+def _dropped_by_stage(stats: dict[str, Any]) -> dict[str, int]:
+    """Frames the runtime's latest-wins slots replaced before they were taken, per slot."""
+    for key in ("dropped_by_stage", "dropped"):
+        value = stats.get(key)
+        if isinstance(value, dict):
+            return {str(k): int(v) for k, v in value.items()}
+    return {}
