@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from .engines import EngineBuildError, EngineCache
-from .inputs import FrameSource, moving_frames, no_frames, static_frames
+from .inputs import FrameSource, moving_frames, no_frames, pattern_frames, static_frames
 from .measure import EngineRun, merge_runs, split, timed_calls, warm_up
 from .options import BenchOptions
 from .pipeline import PipelineRun, PipelineRunner, merge_pipeline_runs, run_daemon_pipeline
@@ -80,12 +80,12 @@ class BenchContext:
     def source(self, kind: str, engine: Any) -> FrameSource:
         if kind == "none":
             return no_frames()
-        make = static_frames if kind == "static" else moving_frames
+        make = {"static": static_frames, "moving": moving_frames, "pattern": pattern_frames}[kind]
         batch = int(getattr(engine, "frame_buffer_size", 1) or 1)
         return make(batch, engine.width, engine.height, torch.device(engine.device), engine.dtype)
 
     def measure(
-        self, label: str, config: Any, *, inputs: str = "moving", profile: bool = False
+        self, label: str, config: Any, *, inputs: str = "pattern", profile: bool = False
     ) -> tuple[Row, EngineRun | None]:
         """One configuration timed on its own (a group of one)."""
         return self.measure_group([RowSpec(label, config, inputs, profile)])[0]
@@ -165,7 +165,7 @@ class BenchContext:
         self.log("engine alone vs pipeline: building and warming up")
         try:
             engine = self.engine(config)
-            source = self.source("moving", engine)
+            source = self.source("pattern", engine)
             run_in_worker(lambda: warm_up(engine, source, self.options.warmup))
         except Exception as exc:  # noqa: BLE001
             row = self._failed(label, params, exc)
@@ -238,7 +238,8 @@ class RowSpec:
 
     label: str
     config: Any
-    inputs: str = "moving"
+    inputs: str = "pattern"
+    """`pattern` (the daemon's test card, as the pipeline sees it), `static` or `moving` (noise)."""
     profile: bool = False
 
 

@@ -1,4 +1,7 @@
-"""Input frames for the engine, made in code: a static one and a moving one.
+"""Input frames for the engine, made up front so that making them is never timed.
+
+`pattern` is the daemon's own moving test card, the input of every row but the filter's.
+The filter's rows use a still frame and noise:
 
 `moving` must defeat the similarity filter: consecutive frames of a slowly drifting test card
 have a cosine similarity near 1 (all pixels are positive), so the filter would skip them too.
@@ -41,3 +44,21 @@ def moving_frames(
 
 def no_frames() -> FrameSource:
     return lambda _index: None
+
+
+def pattern_frames(
+    batch: int, width: int, height: int, device: torch.device, dtype: torch.dtype
+) -> FrameSource:
+    """The daemon's moving test card, converted as the runtime converts it: what the pipeline feeds.
+
+    Engine-alone rows use it so that they and the pipeline run on the same pictures.
+    """
+    from bridge.frames import TensorBridge
+    from bridge.sources.pattern import PatternSource
+
+    source = PatternSource()
+    source.open(width, height)
+    bridge = TensorBridge(device, dtype)
+    pool = [bridge.to_tensor([source.read() for _ in range(batch)]) for _ in range(8)]
+    source.close()
+    return lambda index: pool[index % len(pool)]

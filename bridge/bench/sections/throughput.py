@@ -20,5 +20,8 @@ def run(ctx: BenchContext) -> Section:
                 config = ctx.config(accel=accel, mode=mode, width=width, height=height, t_index_list=steps)
                 specs.append(RowSpec(f"{accel} {mode} {width}x{height}", config))
     section.rows = [row for row, _ in ctx.measure_group(specs)]
-    section.notes.append("1 denoising step, cfg_type self, frame_buffer_size 1; latency is per engine call.")
+    section.notes.append(
+        "1 denoising step, cfg_type self, frame_buffer_size 1, the daemon's test card as input; "
+        "latency is per engine call."
+    )
     return section
