@@ -148,7 +148,7 @@ def load_models(config: EngineConfig, progress: Progress | None = None) -> Model
     if spec.lower().endswith(".safetensors"):
         models = _load_single_file(spec, device, dtype, config, say)
     else:
-        folder = _local_or_hub(spec, _component_patterns(config.vae), say)
+        folder = _fetch_components(spec, config.vae, dtype, say)
         models = _load_folder(folder, spec, device, dtype, config, say)
     lora = choose_lcm_lora(config.lcm_lora, spec, models.family, models.scheduler_class)
     if lora is not None:
@@ -163,15 +163,23 @@ def _looks_like_path(spec: str) -> bool:
     return drive or spec.startswith((".", "/", "~")) or "\\" in spec or spec.count("/") > 1
 
 
-def _component_patterns(vae: str) -> list[str]:
+def _fetch_components(spec: str, vae: str, dtype: torch.dtype, say: Progress) -> Path:
+    """The folder of a local model, or of a hub model's snapshot holding just the parts we load:
+    fp16 weight files when running in fp16 and the repo has them for every part, else the plain ones."""
     parts = ["unet", "text_encoder"] + (["vae"] if vae == "full" else [])
-    pats = ["model_index.json", "scheduler/*.json", "tokenizer/*"]
-    for p in parts:
-        pats += [f"{p}/config.json", f"{p}/*.safetensors", f"{p}/*.safetensors.index.json"]
-    return pats
+    common = ["model_index.json", "scheduler/*.json", "tokenizer/*"] + [f"{p}/config.json" for p in parts]
+    if dtype == torch.float16 and not Path(spec).expanduser().is_dir():
+        fp16 = [f"{p}/*.fp16.safetensors{ext}" for p in parts for ext in ("", ".index.json")]
+        folder = _local_or_hub(spec, common + fp16, say)
+        if all(any((folder / p).glob("*.fp16.safetensors*")) for p in parts):
+            return folder
+    plain = [f"{p}/*.safetensors{ext}" for p in parts for ext in ("", ".index.json")]
+    return _local_or_hub(spec, common + plain, say, ignore=["*.fp16.*"])
 
 
-def _local_or_hub(spec: str, patterns: list[str] | None, say: Progress) -> Path:
+def _local_or_hub(
+    spec: str, patterns: list[str] | None, say: Progress, ignore: list[str] | None = None
+) -> Path:
     """A local folder as is, else the snapshot folder of a Hugging Face id (downloading if allowed)."""
     path = Path(spec).expanduser()
     if path.is_dir():
@@ -188,7 +196,7 @@ def _local_or_hub(spec: str, patterns: list[str] | None, say: Progress) -> Path:
         folder = snapshot_download(
             spec,
             allow_patterns=patterns,
-            ignore_patterns=["*ema*", "*.bin", "*.ckpt"],
+            ignore_patterns=["*ema*", "*.bin", "*.ckpt", *(ignore or [])],
             local_files_only=offline,
         )
     except Exception as exc:  # the hub raises many kinds; all mean "not here"

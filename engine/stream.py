@@ -103,8 +103,10 @@ class _Rows:
 class StreamEngine:
     """A StreamDiffusion engine over one loaded model (see `engine.load_engine`).
 
-    Call it with frames (N, 3, H, W) in [0, 1] (None in txt2img) to get frames back; `update(**params)`
-    changes live parameters between frames; `stats()` counts frames and skips.
+    Call it with frames (N, 3, H, W) in [0, 1] (None in txt2img; N = frame_buffer_size) to get a new
+    tensor of the same shape back, in [0, 1], on `device` in `dtype` (fp16 on CUDA); in stream-batch
+    mode it lags the input by `lag` = len(t_index_list) - 1 calls. `update(**params)` changes live
+    parameters between frames; `stats()` counts frames and skips; `reset()` empties the stream.
 
     Replaceable seams (acceleration swaps these; the per-frame path calls the models only through
     them, looked up on every call):

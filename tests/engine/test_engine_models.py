@@ -31,9 +31,10 @@ def tiny_folder(tiny_models, tmp_path_factory):
     return root
 
 
-def test_offline_missing_model_is_one_clear_error(offline):
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_offline_missing_model_is_one_clear_error(offline, dtype):
     with pytest.raises(ModelNotAvailable) as info:
-        load_engine(EngineConfig(model="sd-bridge-tests/no-such-model"))
+        load_engine(EngineConfig(model="sd-bridge-tests/no-such-model", dtype=dtype))
     msg = str(info.value)
     assert "sd-bridge-tests/no-such-model" in msg and "offline" in msg
     assert "huggingface-cli download" in msg and "random:sd-turbo" in msg
