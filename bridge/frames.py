@@ -91,8 +91,14 @@ def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
 class TensorBridge:
     """Moves batches of RGB uint8 frames to (N, 3, H, W) float tensors in [0, 1] and back.
 
-    One instance per engine: it keeps a pinned staging buffer for the CUDA upload, so each frame
-    is one memcpy into pinned memory, one non-blocking copy, one cast-and-scale on the device.
+    On CUDA, uint8 crosses the bus (a quarter of the float size): one memcpy into a pinned staging
+    buffer, one non-blocking copy (it overlaps with work already queued on the GPU), then the
+    cast-and-scale on the device; the way back casts to uint8 on the device before the copy.
+    On the CPU the conversion is done in numpy, single-threaded: torch's intra-op thread pool
+    contends with the capture and output threads and made these small ops ~30x slower on a busy
+    2-core machine.
+    Either way, non-finite engine output raises FloatingPointError (a black frame is worse than
+    the unprocessed input, which the runtime then sends).
     """
 
     def __init__(self, device: torch.device | str, dtype: torch.dtype | None = None) -> None:
@@ -107,16 +113,37 @@ class TensorBridge:
     def to_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
         torch = self.torch
         batch = np.stack(images) if len(images) > 1 else images[0][None]
+        if not self._cuda:
+            out = np.empty((batch.shape[0], 3, batch.shape[1], batch.shape[2]), np.float32)
+            np.multiply(batch.transpose(0, 3, 1, 2), np.float32(1 / 255), out=out)
+            t = torch.from_numpy(out)
+            return (
+                t
+                if self.dtype == torch.float32 and self.device.type == "cpu"
+                else t.to(self.device, self.dtype)
+            )
         host = torch.from_numpy(batch)
-        if self._cuda:
-            if self._staging is None or self._staging.shape != host.shape:
-                self._staging = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
-            self._staging.copy_(host)
-            host = self._staging
-        dev = host.to(self.device, non_blocking=self._cuda)
+        # The previous frame's download (to_uint8) has synchronised, so the staging buffer is free.
+        if self._staging is None or self._staging.shape != host.shape:
+            self._staging = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
+        self._staging.copy_(host)
+        dev = self._staging.to(self.device, non_blocking=True)
         return dev.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)
 
     def to_uint8(self, frames: torch.Tensor) -> list[np.ndarray]:
-        out = (frames.detach().clamp(0, 1) * 255.0).round_().to(self.torch.uint8)
-        host = out.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        torch = self.torch
+        if frames.device.type == "cpu":
+            a = frames.detach().permute(0, 2, 3, 1).float().numpy()
+            if not np.isfinite(a).all():
+                raise FloatingPointError("the engine returned NaN or inf values")
+            out = np.empty(a.shape, np.float32)
+            np.multiply(a, 255.0, out=out)
+            np.clip(out, 0.0, 255.0, out=out)
+            np.add(out, 0.5, out=out)
+            host = out.astype(np.uint8)
+        else:
+            if not bool(torch.isfinite(frames).all()):
+                raise FloatingPointError("the engine returned NaN or inf values")
+            dev = frames.detach().permute(0, 2, 3, 1).mul(255.0).clamp_(0.0, 255.0).add_(0.5).to(torch.uint8)
+            host = dev.contiguous().cpu().numpy()
         return [host[i] for i in range(host.shape[0])]

@@ -106,6 +106,9 @@ def run(
     except BridgeError as exc:
         log.error("%s", exc)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:  # Ctrl-C while the model loads
+        log.info("interrupted")
+        raise typer.Exit(130) from None
     _fast_exit(code)
     raise typer.Exit(code)
 
@@ -197,7 +200,14 @@ def _run(
         allowed_models={config.model},
     )
     runtime = Runtime(
-        src, sinks, eng, config, store=store, factory=factory_for(kind), options=options, engine_name=kind
+        src,
+        sinks,
+        eng,
+        config,
+        store=store,
+        factory=factory_for(settings.engine),  # after a fallback, a live model switch may still load
+        options=options,
+        engine_name=kind,
     )
     if settings.transition is not None:
         store.set("transition", settings.transition, origin="preset")

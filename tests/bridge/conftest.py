@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -20,30 +21,38 @@ setup_logging()
 NDI_SENDER = Path(__file__).with_name("ndi_test_sender.py")
 
 
-def _free_display() -> int:
-    for n in range(90, 140):
-        if not os.path.exists(f"/tmp/.X{n}-lock") and not os.path.exists(f"/tmp/.X11-unix/X{n}"):
-            return n
-    raise RuntimeError("no free X display number")
-
-
 @pytest.fixture(scope="session")
 def xvfb() -> Iterator[str]:
-    """Start `Xvfb :N` (640x480) for the session; skip with the reason if Xvfb is missing."""
+    """Start a private `Xvfb` (640x480) for the session; skip with the reason if Xvfb is missing.
+
+    Xvfb picks a free display number itself and reports it on a pipe (-displayfd), so test runs
+    side by side never share a display.
+    """
     if shutil.which("Xvfb") is None:
         print("SKIP: Xvfb is not installed (apt-get install xvfb)")
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    n = _free_display()
+    read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", f":{n}", "-screen", "0", "640x480x24", "-nolisten", "tcp"], stderr=subprocess.DEVNULL
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip(f"Xvfb :{n} did not start")
-        time.sleep(0.05)
-    yield f":{n}"
+    os.close(write_fd)
+    number = b""
+    deadline = time.monotonic() + 15
+    while not number.endswith(b"\n") and time.monotonic() < deadline and proc.poll() is None:
+        ready, _, _ = select.select([read_fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(read_fd, 16)
+            if not chunk:
+                break
+            number += chunk
+    os.close(read_fd)
+    if not number.strip().isdigit():
+        proc.kill()
+        print("SKIP: Xvfb did not start")
+        pytest.skip("Xvfb did not start")
+    yield f":{number.strip().decode()}"
     proc.terminate()
     proc.wait(5)
 

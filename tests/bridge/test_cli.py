@@ -158,3 +158,12 @@ def test_doctor_reports_each_part_and_a_taken_osc_port() -> None:
     osc = next(line for line in out.splitlines() if line.split()[1:2] == ["osc"])
     assert osc.startswith("FAIL") and f"UDP port {port} is taken" in osc and "--osc-port" in osc
     assert res.exit_code == 1  # a red line makes doctor fail
+
+
+def test_seconds_limit_and_a_preset_file(tmp_path: Path) -> None:
+    preset = tmp_path / "mine.toml"
+    preset.write_text('engine = "passthrough"\nwidth = 64\nheight = 64\nsinks = ["null"]\nosc_port = 0\n')
+    t0 = time.monotonic()
+    res = CliRunner().invoke(app, ["run", "--preset", str(preset), "--seconds", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert 0.9 <= time.monotonic() - t0 < 30
