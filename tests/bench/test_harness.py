@@ -208,3 +208,40 @@ def test_comparison_rows_take_turns_call_by_call():
     timed = calls[4:]
     assert timed == [c for _ in range(6) for c in ("none", "self", "initialize", "full")]
     assert all(r.metrics["frames"] == 6 for r in report.section("cfg").rows)
+
+
+def test_a_figure_is_never_labelled_with_a_backend_the_engine_does_not_serve():
+    from types import SimpleNamespace
+
+    from bridge.bench.engines import ensure_accel
+
+    def engine_serving(active, error=None):
+        status = SimpleNamespace(active=active, building=False, error=error)
+        return SimpleNamespace(accel_status=status)
+
+    assert ensure_accel(engine_serving("tensorrt"), SimpleNamespace(accel="tensorrt")) == "tensorrt"
+    assert ensure_accel(engine_serving("torch"), SimpleNamespace(accel="auto")) == "torch"
+    with pytest.raises(
+        EngineBuildError, match="asked for accel 'compile' but the engine serves with 'torch'"
+    ):
+        ensure_accel(engine_serving("torch"), SimpleNamespace(accel="compile"))
+    with pytest.raises(EngineBuildError, match="^TensorRT build failed$"):
+        ensure_accel(
+            engine_serving("torch", "TensorRT build failed\ntraceback"), SimpleNamespace(accel="tensorrt")
+        )
+
+
+def test_tensorrt_without_a_gpu_is_a_row_error_on_the_real_engine():
+    """The real engine and accel backends: asking for TensorRT here fails its rows, one line each."""
+    options = BenchOptions(
+        model="random:tiny",
+        frames=2,
+        warmup=0,
+        sizes=[(64, 64)],
+        accels=["tensorrt"],
+        sections=["throughput"],
+    )
+    report = run_bench(options)
+    rows = report.section("throughput").rows
+    assert len(rows) == 2 and all(r.error and r.error.startswith("could not build: ") for r in rows)
+    assert all("\n" not in r.error for r in rows)
