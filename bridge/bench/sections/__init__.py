@@ -1,0 +1,21 @@
+"""One module per bench section; each exposes `run(ctx) -> Section`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..context import BenchContext
+from ..results import Section
+from . import batch, cfg, memory, pipeline, similarity, stages, throughput
+
+SectionRunner = Callable[[BenchContext], Section]
+
+RUNNERS: dict[str, SectionRunner] = {
+    "throughput": throughput.run,
+    "batch": batch.run,
+    "cfg": cfg.run,
+    "filter": similarity.run,
+    "pipeline": pipeline.run,
+    "stages": stages.run,
+    "memory": memory.run,
+}

@@ -1,0 +1,46 @@
+"""The whole pipeline (pattern -> engine -> null sink) vs the engine alone, with the same config."""
+
+from __future__ import annotations
+
+from ..context import BenchContext
+from ..results import Comparison, Row, Section
+from ..stats import latency_summary, ratio
+from .columns import LATENCY
+
+
+def run(ctx: BenchContext) -> Section:
+    section = Section("pipeline", "Whole pipeline vs engine alone", list(LATENCY))
+    config = ctx.config()
+    engine_row, engine_run, pipeline_run, error = ctx.engine_vs_pipeline(config)
+    section.rows.append(engine_row)
+    pipeline_row = Row("pipeline", {"source": "pattern", "sink": "null", "size": engine_row.params["size"]})
+    if pipeline_run is None:
+        pipeline_row.error = error
+    else:
+        pipeline_row.params["source_fps"] = round(pipeline_run.source_fps, 1)
+        pipeline_row.params["dropped"] = pipeline_run.dropped
+        pipeline_row.metrics = {"fps": pipeline_run.fps, "frames": pipeline_run.frames}
+        pipeline_row.metrics.update(latency_summary(pipeline_run.e2e_ms))
+    section.rows.append(pipeline_row)
+    engine_fps = engine_run.fps if engine_run else None
+    section.comparisons.append(
+        Comparison(
+            "pipeline / engine fps",
+            ratio(pipeline_row.metrics.get("fps"), engine_fps),
+            explanation="the bridge's overhead; target on a GPU: at least 0.95",
+        )
+    )
+    frame_ms = 1000.0 / engine_fps if engine_fps else None
+    section.comparisons.append(
+        Comparison(
+            "e2e p50 latency / engine frame time",
+            ratio(pipeline_row.metrics.get("p50_ms"), frame_ms),
+            unit="frames",
+            explanation="capture timestamp to sink; target on a GPU: under 2",
+        )
+    )
+    section.notes.append(
+        "Latency columns: per engine call for the engine alone, capture-to-sink for the pipeline. "
+        "The two alternate in rounds on one engine; the pattern source runs at twice the engine's fps."
+    )
+    return section
