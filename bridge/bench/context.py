@@ -105,6 +105,10 @@ class BenchContext:
             self.log(f"{spec.label}: building")
             try:
                 engine = self.engine(spec.config, key=spec.label)
+                if spec.brushes:
+                    from engine.regions.bench import stripe_regions
+
+                    engine.update(regions=stripe_regions(spec.brushes, engine.height, engine.width))
                 source = self.source(params["inputs"], engine)
             except Exception as exc:  # noqa: BLE001 - a failing configuration must not end the run
                 results[spec.label] = (self._failed(spec.label, params, exc), None)
@@ -241,6 +245,8 @@ class RowSpec:
     inputs: str = "pattern"
     """`pattern` (the daemon's test card, as the pipeline sees it), `static` or `moving` (noise)."""
     profile: bool = False
+    brushes: int = 0
+    """Regional-prompt brushes painted on the engine (vertical stripes, one prompt each)."""
 
 
 def _params(spec: RowSpec) -> dict[str, Any]:
@@ -254,6 +260,7 @@ def _params(spec: RowSpec) -> dict[str, Any]:
         "use_denoising_batch": config.use_denoising_batch,
         "similarity_filter": config.similarity_filter,
         "inputs": spec.inputs if config.mode == "img2img" else "none",
+        "brushes": spec.brushes,
     }
 
 

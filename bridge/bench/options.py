@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SECTIONS: tuple[str, ...] = ("throughput", "batch", "cfg", "filter", "pipeline", "stages", "memory")
+SECTIONS: tuple[str, ...] = (
+    "throughput",
+    "batch",
+    "cfg",
+    "filter",
+    "regions",
+    "pipeline",
+    "stages",
+    "memory",
+)
 """Every section, in the order they run and print; `--only` picks a subset."""
 
 ACCELS: tuple[str, ...] = ("torch", "compile", "tensorrt")

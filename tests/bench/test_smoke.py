@@ -127,3 +127,16 @@ def test_targets_are_recorded_as_not_measurable_on_cpu(smoke):
     for target in targets.values():
         assert target["status"].startswith("not measurable here (no GPU")
         assert target["measured"] and target["measured"] != "not measured in this run"
+
+
+def test_brushes_widen_the_one_unet_call(smoke):
+    data, _, _ = smoke
+    rows = _rows(data, "regions")
+    plain = rows["0 brushes"]["metrics"]["unet_batch"]
+    for n in (1, 2, 4, 8):
+        assert rows[f"{n} brushes"]["metrics"]["unet_batch"] == (1 + n) * plain
+        assert rows[f"{n} brushes"]["metrics"]["fps"] > 0
+    comparisons = {c["label"]: c["value"] for c in data["sections"]["regions"]["comparisons"]}
+    assert comparisons["8 brushes / none fps"] == pytest.approx(
+        rows["8 brushes"]["metrics"]["fps"] / rows["0 brushes"]["metrics"]["fps"]
+    )

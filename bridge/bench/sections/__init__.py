@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ..context import BenchContext
 from ..results import Section
-from . import batch, cfg, memory, pipeline, similarity, stages, throughput
+from . import batch, cfg, memory, pipeline, regions, similarity, stages, throughput
 
 SectionRunner = Callable[[BenchContext], Section]
 
@@ -15,6 +15,7 @@ RUNNERS: dict[str, SectionRunner] = {
     "batch": batch.run,
     "cfg": cfg.run,
     "filter": similarity.run,
+    "regions": regions.run,
     "pipeline": pipeline.run,
     "stages": stages.run,
     "memory": memory.run,
