@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -19,44 +18,14 @@ class CommandError(RuntimeError):
 
 
 def _load_preset_config(arg: str) -> Any:
-    """The preset's engine settings on top of `EngineConfig` defaults.
-
-    Uses the daemon's preset loader (which validates every key) when present; otherwise reads the
-    TOML directly and keeps the keys that are `EngineConfig` fields.
-    """
+    """The preset's engine settings on top of `EngineConfig` defaults (validated by the preset loader)."""
+    from bridge.presets import PresetError, load_preset_arg
     from engine import EngineConfig
 
-    try:
-        from bridge.presets import PresetError, load_preset_arg
-    except ImportError:
-        return EngineConfig().with_changes(**_read_engine_keys(arg))
     try:
         return load_preset_arg(arg).apply_to(EngineConfig())
     except PresetError as exc:
         raise CommandError(str(exc)) from None
-
-
-def _read_engine_keys(arg: str) -> dict[str, Any]:
-    from dataclasses import fields
-
-    from engine import EngineConfig
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-
-    path = Path(arg)
-    if path.suffix != ".toml":
-        path = Path(__file__).resolve().parents[2] / "presets" / f"{arg}.toml"
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CommandError(f"preset {arg!r} not found ({path})") from None
-    except (OSError, ValueError) as exc:
-        raise CommandError(f"{path}: cannot read it ({exc})") from None
-    names = {f.name for f in fields(EngineConfig)}
-    return {k: v for k, v in data.items() if k in names}
 
 
 def build_engines(preset: str, engine_dir: str | None, model: str | None, force: bool) -> str:
@@ -75,13 +44,9 @@ def build_engines(preset: str, engine_dir: str | None, model: str | None, force:
         raise CommandError(f"TensorRT is not installed: {TRT_INSTALL_HINT}")
     if not cuda_available():
         raise CommandError("TensorRT needs an NVIDIA GPU with a CUDA build of torch (see docs/ACCEL.md)")
-    try:
-        from engine.models import load_models
-    except ImportError as exc:
-        raise CommandError(f"the engine's model loader is missing ({exc})") from None
-
     from engine.accel.progress import TqdmProgress
     from engine.accel.tensorrt.cache import EngineStore
+    from engine.models import load_models
 
     started = time.monotonic()
     models = load_models(config.with_changes(device="cuda"))
