@@ -51,7 +51,8 @@ def lcm_scheduler():
     return LCMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 
 
-def _unet(name: str):
+def random_unet(name: str):
+    """The UNet of `random:<name>` (tiny, sd15, sd-turbo), random weights from the current seed."""
     from diffusers import UNet2DConditionModel
 
     if name == "tiny":
@@ -97,7 +98,8 @@ def _text_encoder(name: str, vocab_size: int):
     return CLIPTextModel(CLIPTextConfig(max_position_embeddings=77, vocab_size=vocab_size, **cfg, **special))
 
 
-def _vae(name: str, kind: str):
+def random_vae(name: str, kind: str):
+    """The VAE of `random:<name>`: TAESD's architecture for kind `tiny`, else the model's own."""
     from diffusers import AutoencoderKL, AutoencoderTiny
 
     if kind == "tiny":
@@ -135,9 +137,9 @@ def build_random(name: str, device: torch.device, dtype: torch.dtype, vae: str =
         torch.manual_seed(0)
         if device.type == "cuda":
             torch.cuda.manual_seed(0)
-        unet = _unet(name)
+        unet = random_unet(name)
         text_encoder = _text_encoder(name, len(tokenizer.get_vocab()))
-        vae_model = _vae(name, vae)
+        vae_model = random_vae(name, vae)
     parts = [unet, text_encoder, vae_model]
     for m in parts:
         if dtype != torch.float32:

@@ -1,5 +1,5 @@
-"""Tiny random-weight diffusers modules (built from configs, nothing downloaded) and a minimal
-stand-in for the engine's accel seam (`StreamEngine` lives on another branch)."""
+"""Tiny random-weight diffusers modules (random:tiny's own, nothing downloaded) and a minimal
+engine exposing only the accel seams, so backend tests need no text encoder or scheduler."""
 
 from __future__ import annotations
 
@@ -10,32 +10,20 @@ import torch
 from diffusers import AutoencoderTiny, UNet2DConditionModel
 
 from engine.accel.seams import module_seams
+from engine.random_models import random_unet, random_vae
 
 TEXT_DIM = 32
+"""The tiny UNet's cross-attention width (random:tiny's text encoder size)."""
 
 
 def tiny_unet() -> UNet2DConditionModel:
     torch.manual_seed(0)
-    return UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=8,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=TEXT_DIM,
-        attention_head_dim=4,
-        norm_num_groups=8,
-    ).eval()
+    return random_unet("tiny").eval()
 
 
 def tiny_vae() -> AutoencoderTiny:
     torch.manual_seed(1)
-    return AutoencoderTiny(
-        encoder_block_out_channels=(8,) * 4,
-        decoder_block_out_channels=(8,) * 4,
-        num_encoder_blocks=(1,) * 4,
-        num_decoder_blocks=(1,) * 4,
-    ).eval()
+    return random_vae("tiny", "tiny").eval()
 
 
 @dataclass
