@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bridge.control import PARAMS
-from bridge.control.region_params import REGION_PARAMS
 from engine import EngineConfig
 
 BASE = dict(model="random:tiny", width=64, height=64, prompt="a city", negative_prompt="blurry", seed=5)
@@ -40,9 +38,3 @@ def left_half(h: int = 8, w: int = 8) -> torch.Tensor:
     m = torch.zeros(h, w)
     m[:, : w // 2] = 1
     return m
-
-
-def all_params():
-    """The main table plus the region parameters (whether or not the table already holds them)."""
-    have = {p.name for p in PARAMS}
-    return tuple(PARAMS) + tuple(p for p in REGION_PARAMS if p.name not in have)

@@ -12,8 +12,6 @@ from bridge.control.osc_map import encode, type_tags
 from bridge.control.region_params import REGION_PARAMS, build_regions, is_region_param
 from engine.regions import as_brushes
 
-from .conftest import all_params
-
 
 def send(sock, port, address, *args):
     b = OscMessageBuilder(address=address)
@@ -32,7 +30,7 @@ def wait_for(predicate, timeout=5.0):
 
 
 def test_osc_messages_change_the_regions():
-    store = ParamStore(all_params())
+    store = ParamStore()
     store.drain()
     with (
         OscServer(store, host="127.0.0.1", port=0, advertise=False) as server,
@@ -69,7 +67,7 @@ def test_osc_regions_reach_the_next_frame(make_engine, frames):
     common = dict(t_index_list=[30], cfg_type="none")  # no residual carried from frame to frame
     eng = make_engine(**common)
     before = eng(frames[0])
-    store = ParamStore(all_params())
+    store = ParamStore()
     store.drain()
     with (
         OscServer(store, host="127.0.0.1", port=0, advertise=False) as server,

@@ -4,22 +4,20 @@ import cv2
 import numpy as np
 import pytest
 
-from bridge.control import ParamError, ParamStore
+from bridge.control import PARAMS, ParamError, ParamStore
 from bridge.control.region_params import REGION_PARAMS, build_regions, is_region_param, uses_mask_source
 from bridge.masks import MaskLibrary
 from engine.regions import as_brushes
-
-from .conftest import all_params
 
 BY_NAME = {p.name: p for p in REGION_PARAMS}
 
 
 def store():
-    return ParamStore(all_params())
+    return ParamStore()
 
 
 def test_addresses_defaults_and_no_clash_with_the_main_table():
-    addresses = [p.address for p in all_params()]
+    addresses = [p.address for p in PARAMS]
     assert len(addresses) == len(set(addresses))
     for n in range(8):
         for leaf in ("prompt", "strength", "enabled", "blur", "rect", "alpha", "mask"):
