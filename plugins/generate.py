@@ -62,15 +62,9 @@ OBS_NAMES = ("prompt", "negative_prompt", "guidance", "delta", "strength", "seed
 STATS: tuple[tuple[str, str], ...] = tuple((f.name, f.name.replace("/", " ")) for f in STAT_FIELDS)
 """The `/sd/stats/<name>` values the daemon pushes (to `/sd/subscribe`rs), with a short label."""
 
-FALLBACK_PRESETS = tuple(
-    sorted(("sd-turbo-1step", "lcm-sd15-2step", "screen-to-vcam", "td-spout-roundtrip", "ndi-roundtrip"))
-)
-"""The presets issue 6 ships; used only while `presets/` holds none."""
-
 
 def preset_names() -> list[str]:
-    found = sorted(p.stem for p in PRESETS.glob("*.toml"))
-    return found or list(FALLBACK_PRESETS)
+    return sorted(p.stem for p in PRESETS.glob("*.toml"))
 
 
 def td_parname(name: str) -> str:

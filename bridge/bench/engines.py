@@ -27,14 +27,8 @@ def ensure_accel(engine: Any, config: Any) -> str:
     requested = str(getattr(config, "accel", "auto"))
     status = getattr(engine, "accel_status", None)
     if status is None:
-        try:
-            from engine.accel import apply
-        except ImportError:
-            if requested in ("torch", "auto"):
-                return "torch"
-            raise EngineBuildError(
-                f"accel {requested!r} is not part of this build (no engine.accel)"
-            ) from None
+        from engine.accel import apply
+
         try:
             apply(engine, config, background=False)
         except Exception as exc:  # noqa: BLE001 - AccelUnavailable and build failures: one line

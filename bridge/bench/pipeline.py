@@ -41,10 +41,6 @@ PipelineRunner = Callable[..., PipelineRun]
 """(engine, config, *, frames, warmup, source_fps, timeout_s) -> PipelineRun."""
 
 
-class PipelineUnavailable(RuntimeError):
-    """The daemon runtime is not part of this build."""
-
-
 def _recording_stats_class() -> type:
     from bridge.runtime.stats import RollingStats
 
@@ -94,12 +90,9 @@ def run_daemon_pipeline(
     timeout_s: float,
 ) -> PipelineRun:
     """Run pattern -> engine -> null for `warmup` untimed then `frames` timed output frames."""
-    try:
-        from bridge.runtime import Runtime, RuntimeOptions
-        from bridge.sinks.null import NullSink
-        from bridge.sources.pattern import PatternSource
-    except ImportError as exc:
-        raise PipelineUnavailable(f"the daemon runtime is not in this build ({exc})") from None
+    from bridge.runtime import Runtime, RuntimeOptions
+    from bridge.sinks.null import NullSink
+    from bridge.sources.pattern import PatternSource
 
     warmup = max(1, warmup)  # the first output frame is the reference time
     stats = _recording_stats_class()(warmup)

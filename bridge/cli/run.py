@@ -265,16 +265,13 @@ def start_osc(
     allow: list[str] | None,
     reply_port: int | None,
 ) -> Any:
-    """Start the OSC server if bridge.control.osc is present (the control branch); None otherwise."""
+    """Start the OSC server; None when OSC is off (port 0) or the port cannot be had."""
     from bridge.runtime.log import log
 
     if not port:
         return None
-    try:
-        from bridge.control.osc import OscServer  # type: ignore[import-not-found]
-    except ImportError:
-        log.info("OSC control is not available in this build")
-        return None
+    from bridge.control.osc import OscServer
+
     try:
         server = OscServer(
             store, host=host, port=port, stats=stats, reply_port=reply_port, allow=allow or None

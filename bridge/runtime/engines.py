@@ -18,37 +18,17 @@ class ModelUnavailable(BridgeError):
     """The model cannot be loaded (not cached while offline, no such id, no engine package)."""
 
 
-def model_unavailable_types() -> tuple[type[BaseException], ...]:
-    """The engine package's 'model not available' exception(s), whatever its final name is."""
-    try:
-        import engine
-    except ImportError:
-        return ()
-    found = []
-    for name in ("ModelNotAvailable", "ModelUnavailable", "ModelNotFound", "ModelNotAvailableError"):
-        cls = getattr(engine, name, None)
-        if isinstance(cls, type) and issubclass(cls, BaseException):
-            found.append(cls)
-    return tuple(found)
-
-
 def build_engine(config: EngineConfig, kind: str = "stream", progress: Any = None) -> FrameEngine:
     """Build an engine; raise ModelUnavailable (one line) when the model cannot be had."""
     if kind == "passthrough":
         return PassthroughEngine(config.width, config.height, config.frame_buffer_size)
     if kind != "stream":
         raise BridgeError(f"unknown engine {kind!r}; expected one of: {', '.join(ENGINE_KINDS)}")
-    try:
-        from engine import load_engine  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise ModelUnavailable(
-            "this build has no StreamDiffusion engine (engine.load_engine is missing); "
-            "use --engine passthrough"
-        ) from exc
-    unavailable = model_unavailable_types()
+    from engine import ModelNotAvailable, load_engine
+
     try:
         return load_engine(config, progress=progress)
-    except unavailable as exc:
+    except ModelNotAvailable as exc:
         raise ModelUnavailable(one_line(exc)) from exc
     except OSError as exc:  # huggingface_hub / diffusers report a missing model as OSError
         raise ModelUnavailable(f"model {config.model!r} cannot be loaded: {one_line(exc)}") from exc

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 
-import pytest
 from daemon_helpers import InvertEngine, ListSink, wait_for
 
 from bridge.cli.run import start_osc
@@ -15,7 +14,6 @@ from engine import EngineConfig
 
 
 def test_osc_messages_reach_the_engine_and_status_reads_the_runtime() -> None:
-    pytest.importorskip("bridge.control.osc", reason="the OSC server (control branch) is not in this build")
     from pythonosc.osc_message import OscMessage
     from pythonosc.osc_message_builder import OscMessageBuilder
 

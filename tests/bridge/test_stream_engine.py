@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
 from daemon_helpers import ListSink, wait_for
 
 from bridge.control.store import ParamStore
-from bridge.runtime import ModelUnavailable, Runtime, RuntimeOptions, build_engine, factory_for
+from bridge.runtime import Runtime, RuntimeOptions, build_engine, factory_for
 from bridge.sources import open_source
 from engine import EngineConfig
 
 
 def test_live_params_and_a_background_resolution_rebuild_on_random_tiny() -> None:
     config = EngineConfig(model="random:tiny", width=64, height=64, t_index_list=[20, 35])
-    try:
-        engine = build_engine(config)
-    except ModelUnavailable as exc:
-        print(f"SKIP: the stream engine is not in this build: {exc}")
-        pytest.skip(f"the stream engine is not in this build: {exc}")
+    engine = build_engine(config)
     store = ParamStore()
     sink = ListSink()
     rt = Runtime(
