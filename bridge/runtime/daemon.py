@@ -395,7 +395,7 @@ class Runtime:
     # -- control --------------------------------------------------------------------------
     def _apply_control(self) -> None:
         changes = self.store.drain()
-        fresh_mask = self._mask_in.get(0)
+        fresh_mask = self._mask_in.get(0) if self.mask_source is not None else None
         if fresh_mask is not None:
             self._mask_frame = fresh_mask
         if not changes and fresh_mask is None:
