@@ -59,6 +59,7 @@ def run_checks(osc_port: int = 7000, model: str = "stabilityai/sd-turbo") -> lis
         check_screen,
         lambda: check_spout("spout"),
         lambda: check_module("ndi", "cyndilib", 'pip install "sd-bridge[ndi]"', "NDI source and sink"),
+        check_mdns,
         check_opencv,
         check_vcam,
         check_window,
@@ -120,6 +121,15 @@ def check_module(name: str, module: str, fix: str, what: str) -> Check:
     except Exception:
         return Check(WARN, name, f"{module} is not installed ({what} unavailable)", fix)
     return Check(OK, name, f"{module} {getattr(mod, '__version__', '')}".strip() + f" ({what})")
+
+
+def check_mdns() -> Check:
+    from bridge.mdns_status import AVAHI_FIX, mdns_problem
+
+    problem = mdns_problem()
+    if problem:
+        return Check(WARN, "mdns", f"{problem}: NDI sources will not be found", AVAHI_FIX)
+    return Check(OK, "mdns", "discovery available (NDI sources can be found)")
 
 
 def check_screen() -> Check:

@@ -37,6 +37,13 @@ def match_source(names: list[str], wanted: str) -> str | None:
     return None
 
 
+def _discovery_hint() -> str:
+    from bridge.mdns_status import AVAHI_FIX, mdns_problem
+
+    problem = mdns_problem()
+    return f"; {problem}: {AVAHI_FIX}" if problem else ""
+
+
 class NdiSource:
     """Receives the newest video frame of an NDI source.
 
@@ -73,8 +80,10 @@ class NdiSource:
             self._finder.wait_for_sources(0.25)
             found = match_source(self._finder.get_source_names(), self.wanted)
         if found is None:
-            names = ", ".join(self._finder.get_source_names()) or "none"
-            raise BridgeError(f"{self.name}: no NDI source matches (sources seen: {names})")
+            seen = self._finder.get_source_names()
+            hint = "" if seen else _discovery_hint()
+            names = ", ".join(seen) or "none"
+            raise BridgeError(f"{self.name}: no NDI source matches (sources seen: {names}){hint}")
         receiver = receiver_mod.Receiver(
             color_format=ndi_recv.RecvColorFormat.RGBX_RGBA,
             bandwidth=ndi_recv.RecvBandwidth.highest,
