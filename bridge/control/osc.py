@@ -55,8 +55,6 @@ class OscOrigin:
     """The `origin` of a change made over OSC (what store listeners see)."""
 
     client: Client
-    adjusted: frozenset[str] = frozenset()
-    """Parameters whose stored value differs from what was sent (clamped): echoed to the sender too."""
 
 
 class OscServer:
@@ -104,7 +102,7 @@ class OscServer:
         self._clients: dict[Client, float] = {}
         self._subscribers: dict[Client, float] = {}
         self._next_push: dict[Client, float] = {}
-        self._echo: dict[str, tuple[Any, Any]] = {}
+        self._echo: dict[str, Any] = {}
         self._error_buckets: dict[Client, TokenBucket] = {}
         self._throttled = ThrottledLog(log)
         self._unsubscribe: Callable[[], None] | None = None
@@ -252,7 +250,6 @@ class OscServer:
             self._refuse(client, f"malformed OSC packet ({len(data)} bytes): {reason}", key="malformed")
             return
         changes: dict[str, Any] = {}
-        adjusted: set[str] = set()
         for message in messages:
             address = message.address
             command = _COMMANDS.get(address)
@@ -269,14 +266,10 @@ class OscServer:
                 self._refuse(client, str(exc))
                 continue
             changes[decoded.name] = decoded.value
-            if decoded.adjusted:
-                adjusted.add(decoded.name)
-            else:
-                adjusted.discard(decoded.name)
             self.accepted += 1
         if changes:
             try:
-                self.store.update(changes, origin=OscOrigin(client, frozenset(adjusted)))
+                self.store.update(changes, origin=OscOrigin(client))
             except ParamError as exc:  # already validated; kept for safety
                 self._refuse(client, str(exc))
 
@@ -360,7 +353,7 @@ class OscServer:
     def _on_change(self, name: str, value: Any, origin: Any) -> None:
         """Store listener: runs on the writer's thread (maybe the frame loop), so it only records."""
         with self._lock:
-            self._echo[name] = (value, origin)
+            self._echo[name] = value
         self._wake.set()
 
     def _feedback_loop(self) -> None:
@@ -387,16 +380,14 @@ class OscServer:
         if not pending:
             return
         clients = self.clients()
-        for name, (value, origin) in pending.items():
+        for name, value in pending.items():
             route = self.routes.get(self.store.spec(name).address)
             if route is None:
                 continue
             messages = [(route.address, osc_map.encode(route.param, value))]
             if route.param.has_norm:
                 messages.append((route.address + osc_map.NORM, [route.param.to_norm(value)]))
-            for client in clients:
-                if isinstance(origin, OscOrigin) and origin.client == client and name not in origin.adjusted:
-                    continue  # the sender knows what it sent; echoing would fight a fader being moved
+            for client in clients:  # the sender too: it learns the value used (clamped, coerced)
                 for address, args in messages:
                     self._send(client, address, args)
 

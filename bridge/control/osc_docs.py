@@ -35,10 +35,10 @@ sender's address, for controllers that send from a random port).
 
 - **Echo.** Every accepted change is sent to every client heard from in the last
   {osc.ECHO_WINDOW:g} seconds, on the parameter's address (and on `/norm` for ranged floats), so two
-  controllers stay in sync. The client that made a change gets no echo of it (an echo arriving
-  while a fader is still moving would make it jump back), unless its value was clamped: then it
-  gets the value actually used. Changes from presets or the CLI go to every client. Echoes are
-  coalesced over {osc.ECHO_PERIOD * 1000:g} ms, so a flood echoes its newest value only.
+  controllers stay in sync. The client that made a change hears it back too, with the value
+  actually used (clamped to the range, coerced to the type). Changes from presets or the CLI go
+  to every client. Echoes are coalesced over {osc.ECHO_PERIOD * 1000:g} ms, so a flood (a fader
+  being moved) echoes its newest value only.
 - **Errors.** A refused message gets `/sd/error s`: one line naming the address and what it
   expects, e.g. `/sd/guidance expects one argument, a number in [0, 20], got 'loud'`. Nothing
   changes. The same line is logged, at most once a second per kind of error.

@@ -70,8 +70,6 @@ ROUTES: dict[str, Route] = build_routes()
 class Decoded:
     name: str
     value: Any
-    adjusted: bool
-    """The stored value differs from what was sent (clamped), so the sender needs an echo too."""
 
 
 def decode(route: Route, args: Sequence[Any]) -> Decoded:
@@ -86,16 +84,12 @@ def decode(route: Route, args: Sequence[Any]) -> Decoded:
         if route.norm:
             if isinstance(raw, bool) or not isinstance(raw, (int, float)):
                 raise ParamError(f"{route.address} expects {route.expects()}, got {_shown(raw)}")
-            value = p.coerce(p.from_norm(raw))
-            return Decoded(p.name, value, adjusted=False)
-        value = p.coerce(raw)
-        adjusted = p.kind in (Kind.FLOAT, Kind.INT) and float(raw) != float(value)
-        return Decoded(p.name, value, adjusted)
+            return Decoded(p.name, p.coerce(p.from_norm(raw)))
+        return Decoded(p.name, p.coerce(raw))
     items = list(args)
     if len(items) == 1 and isinstance(items[0], list):
         items = items[0]  # an OSC array `[...]` carrying the whole list
-    value = p.coerce(items)
-    return Decoded(p.name, value, adjusted=False)
+    return Decoded(p.name, p.coerce(items))
 
 
 def encode(p: Param, value: Any) -> list[Any]:

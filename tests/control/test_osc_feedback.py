@@ -74,7 +74,7 @@ def test_get_without_argument_replies_with_every_address(server, client, store):
     assert all(client.wait_for(a) is not None for a, r in ROUTES.items() if r.norm)
 
 
-def test_echo_reaches_other_clients_not_the_sender(server, make_client, store):
+def test_echo_reaches_every_client_the_sender_too(server, make_client, store):
     a, b = make_client(), make_client()
     b.sync()  # b has talked to us: it is on the echo list
     a.send("/sd/guidance", 5.0)
@@ -84,10 +84,10 @@ def test_echo_reaches_other_clients_not_the_sender(server, make_client, store):
     assert b.wait_for("/sd/prompt") == ["forest at dawn"]
     b.send("/sd/seed", 99)
     assert a.wait_for("/sd/seed") == [99]
-    a.sync()
-    b.sync()
-    assert a.received("/sd/guidance") == [] and a.received("/sd/prompt") == []
-    assert b.received("/sd/seed") == []
+    # "every accepted change is echoed to all clients": the one that made it hears it back as well
+    assert a.wait_for("/sd/guidance") == pytest.approx([5.0])
+    assert a.wait_for("/sd/prompt") == ["forest at dawn"]
+    assert b.wait_for("/sd/seed") == [99]
 
 
 def test_clamped_value_is_echoed_to_the_sender_too(server, make_client, store):

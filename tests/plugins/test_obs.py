@@ -108,7 +108,10 @@ def test_only_changes_are_sent_and_text_waits_for_typing_to_pause(obs_script, mo
 def test_poll_reads_status_and_errors_without_blocking(obs_script):
     _store, _server, settings = obs_script
     link = script._link
-    assert link.poll(now=0.0) == 0  # nothing asked, nothing arrived: returns at once
+    # script_load sent the panel, and the daemon echoes every change to every client, the sender
+    # too: poll takes those in, and once nothing is waiting it returns at once with 0
+    assert wait_for(lambda: "/sd/guidance" in link.echoes, poll=lambda: link.poll(now=0.0))
+    assert wait_for(lambda: link.poll(now=0.0) == 0)
     assert wait_for(lambda: link.last_status != "", poll=lambda: link.poll(now=1000.5))
     assert float(link.last_status.split()[0]) == STATS["fps"]
     link.send("/sd/preset", ["../../secrets"])

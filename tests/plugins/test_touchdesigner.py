@@ -80,6 +80,34 @@ def test_an_echo_from_another_controller_updates_the_parameter_without_resending
     assert len(oscout.sent) == before
 
 
+def test_own_echoes_do_not_pull_a_dragged_slider_back_but_clamps_apply(td):
+    store, _server, comp, ext, oscout = td
+    ext.Poll()  # become one of the daemon's clients: from now on its echoes reach us
+    assert wait_for(lambda: ext.connected, poll=lambda: oscout.pump(ext.OnOSC))
+    for value in (0.1, 0.3, 0.7):  # a drag: three values out before any echo is read
+        comp.par.Delta.val = value
+        ext.OnParValueChange(comp.par.Delta)
+    assert wait_for(lambda: store.get("delta") == pytest.approx(0.7))
+    echoes: list = []
+    own = ("/sd/delta", pytest.approx([0.7]))
+    # the daemon echoes to the sender too
+    assert wait_for(lambda: own in echoes, poll=lambda: oscout.pump(lambda a, v: echoes.append((a, v))))
+    for address, args in [("/sd/delta", [0.1]), ("/sd/delta", [0.30000001192092896])]:
+        ext.OnOSC(address, args)  # late echoes of the drag (float32 on the wire)
+        assert comp.par.Delta.val == 0.7
+    comp.par.Guidance.val = 99.0
+    ext.OnParValueChange(comp.par.Guidance)
+    hi = PARAMS_BY_NAME["guidance"].maximum
+    assert wait_for(lambda: comp.par.Guidance.val == hi, poll=lambda: oscout.pump(ext.OnOSC))
+
+
+def test_same_args_compares_at_float32_precision():
+    assert ext_mod.same_args([0.3], [0.30000001192092896])
+    assert not ext_mod.same_args([0.3], [0.31])
+    assert not ext_mod.same_args(["a"], ["b"]) and ext_mod.same_args(["a", 1], ["a", 1.0])
+    assert not ext_mod.same_args([1], [1, 2])
+
+
 def test_status_stats_and_errors_show_on_the_info_page(td):
     _store, _server, comp, ext, oscout = td
     ext.Poll()
