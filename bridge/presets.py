@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -24,7 +25,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"
+CHECKOUT_PRESETS = Path(__file__).resolve().parents[1] / "presets"
+"""The presets of a checkout (what `./sd-bridge.sh` and install.bat's editable installs use)."""
+WHEEL_PRESETS = Path("share") / "sd-bridge" / "presets"
+"""Where a wheel puts them, under the install's data prefix (pyproject's data-files)."""
 
 
 class PresetError(BridgeError):
@@ -32,7 +36,14 @@ class PresetError(BridgeError):
 
 
 def presets_dir() -> Path:
-    return Path(os.environ.get("SD_BRIDGE_PRESETS") or PRESETS_DIR)
+    """$SD_BRIDGE_PRESETS, else the checkout's presets/, else those a wheel installed."""
+    if os.environ.get("SD_BRIDGE_PRESETS"):
+        return Path(os.environ["SD_BRIDGE_PRESETS"])
+    if CHECKOUT_PRESETS.is_dir():
+        return CHECKOUT_PRESETS
+    schemes = [sysconfig.get_default_scheme(), sysconfig.get_preferred_scheme("user")]
+    installed = [Path(sysconfig.get_path("data", scheme)) / WHEEL_PRESETS for scheme in schemes]
+    return next((p for p in installed if p.is_dir()), installed[0])
 
 
 @dataclass
