@@ -54,7 +54,10 @@ def mask_from_frame(
         out = frame.reshape(frame.shape[0], frame.shape[1]).astype(np.float32) * scale
     elif channel == "alpha":
         if frame.shape[2] != 4:
-            raise MaskSourceError("mask channel 'alpha' needs a frame with 4 channels (RGBA), got 3")
+            raise MaskSourceError(
+                "mask channel 'alpha' needs a frame with 4 channels (RGBA), got 3: use an ndi:, spout: "
+                "or image: mask source (they carry alpha), or source:luma / a colour channel"
+            )
         out = frame[:, :, 3].astype(np.float32) * scale
     else:
         rgb = frame[:, :, :3] if order == "RGB" else frame[:, :, 2::-1]

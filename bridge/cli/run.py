@@ -172,7 +172,7 @@ def _run(
     settings = resolve_settings(preset_arg, overrides)
     config = settings.config
     src = open_source(settings.source, fps=settings.fps)
-    mask_src = open_source(mask_source, fps=settings.fps) if mask_source else None
+    mask_src = open_source(mask_source, fps=settings.fps, keep_alpha=True) if mask_source else None
     sinks = [make_sink(s) for s in settings.sinks]
     for part in (src, *([mask_src] if mask_src else []), *sinks):
         # A backend that cannot work here at all (no Spout off Windows, no v4l2loopback, no display)

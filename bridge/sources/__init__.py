@@ -12,8 +12,19 @@ from .base import Source
 SOURCE_SPECS = "pattern, screen[:N|:x,y,w,h], spout:NAME, ndi:NAME, camera:N, file:PATH, image:PATH"
 
 
-def open_source(spec: str, fps: float = 30.0) -> Source:
-    """Build (not yet open) the source a spec names; raise SpecError with the valid forms if unknown."""
+def open_source(spec: str, fps: float = 30.0, keep_alpha: bool = False) -> Source:
+    """Build (not yet open) the source a spec names; raise SpecError with the valid forms if unknown.
+
+    `keep_alpha`: sources that can carry transparency (ndi, spout, image) deliver RGBA frames; the
+    others deliver RGB whatever is asked. For a mask source, whose alpha can be the mask.
+    """
+    source = _make_source(spec, fps)
+    if keep_alpha and hasattr(source, "keep_alpha"):
+        source.keep_alpha = True
+    return source
+
+
+def _make_source(spec: str, fps: float) -> Source:
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
     if kind == "pattern":

@@ -15,6 +15,9 @@ class Source(Protocol):
     engine's: the runtime fits each frame once. `fps` is the pace at which the capture thread
     polls a source that produces frames on demand (pattern, image, file, screen); None means the
     source paces itself (NDI, camera, Spout block until a new frame).
+
+    Sources that can carry transparency (NDI, Spout, image) have a `keep_alpha` attribute: set, their
+    `read()` returns RGBA (H, W, 4) instead, for a mask source whose alpha is the mask.
     """
 
     name: str

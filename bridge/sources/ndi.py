@@ -52,6 +52,8 @@ class NdiSource:
     """
 
     fps = None
+    keep_alpha = False
+    """RGBA frames instead of RGB (a mask source: TouchDesigner's alpha sent over NDI)."""
 
     def __init__(self, wanted: str, discover_s: float = 5.0, stale_s: float = 3.0) -> None:
         if not wanted:
@@ -112,7 +114,7 @@ class NdiSource:
         self._last_ts, self._last = ts, time.monotonic()
         h, w = frame.yres, frame.xres
         rgba = np.asarray(frame).reshape(h, w, 4)
-        return np.ascontiguousarray(rgba[..., :3])
+        return np.ascontiguousarray(rgba if self.keep_alpha else rgba[..., :3])
 
     def close(self) -> None:
         if self._receiver is not None:

@@ -84,6 +84,9 @@ class FileSource:
 class ImageSource:
     """A still image, sent again at `fps` so that the engine (and the similarity filter) keep running."""
 
+    keep_alpha = False
+    """RGBA frames (the image's transparency) instead of RGB: for a mask source."""
+
     def __init__(self, path: str, fps: float = 30.0) -> None:
         if not path:
             raise SpecError("image: expected a path, e.g. image:photo.png")
@@ -93,10 +96,17 @@ class ImageSource:
         self._img: np.ndarray | None = None
 
     def open(self, width: int, height: int) -> None:
-        img = cv2.imread(self.path, cv2.IMREAD_COLOR)
+        img = cv2.imread(self.path, cv2.IMREAD_UNCHANGED if self.keep_alpha else cv2.IMREAD_COLOR)
         if img is None:
             raise BridgeError(f"{self.name}: cannot read this image (missing file or unknown format)")
-        self._img = to_rgb(img, "BGR")
+        if img.dtype == np.uint16:  # a 16-bit PNG, read unchanged
+            img = (img >> 8).astype(np.uint8)
+        elif img.dtype != np.uint8:
+            raise BridgeError(f"{self.name}: expected an 8- or 16-bit image, got {img.dtype}")
+        if img.ndim == 3 and img.shape[2] == 4:
+            self._img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+        else:
+            self._img = to_rgb(img, "GRAY" if img.ndim == 2 else "BGR")
 
     def read(self) -> np.ndarray:
         assert self._img is not None

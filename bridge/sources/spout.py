@@ -10,6 +10,8 @@ from bridge.spout import GL_RGBA, import_spoutgl
 
 class SpoutSource:
     fps = None
+    keep_alpha = False
+    """RGBA frames instead of RGB (a mask source: TouchDesigner's alpha sent over Spout)."""
 
     def __init__(self, sender: str) -> None:
         if not sender:
@@ -46,7 +48,7 @@ class SpoutSource:
         if is_new is not None and not is_new():
             rx.waitFrameSync(self.sender, 100)
             return None
-        return np.ascontiguousarray(self._buf[..., :3])
+        return np.ascontiguousarray(self._buf if self.keep_alpha else self._buf[..., :3])
 
     def close(self) -> None:
         if self._rx is not None:

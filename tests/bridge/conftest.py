@@ -87,9 +87,15 @@ def ndi_sender(request: pytest.FixtureRequest) -> Iterator[callable]:
     procs: list[subprocess.Popen] = []
 
     def start(
-        name: str, width: int = 96, height: int = 64, seconds: float = 30.0, first: int = 0
+        name: str,
+        width: int = 96,
+        height: int = 64,
+        seconds: float = 30.0,
+        first: int = 0,
+        split_alpha: bool = False,
     ) -> subprocess.Popen:
         args = [name, str(width), str(height), str(seconds), str(first)]
+        args += ["split-alpha"] if split_alpha else []
         p = subprocess.Popen([sys.executable, str(NDI_SENDER), *args])
         procs.append(p)
         return p

@@ -1,6 +1,8 @@
 """A test NDI sender (run as a subprocess): frames with a counter in the top-left pixels.
 
-usage: python ndi_test_sender.py NAME WIDTH HEIGHT SECONDS [FIRST_COUNTER]
+usage: python ndi_test_sender.py NAME WIDTH HEIGHT SECONDS [FIRST_COUNTER] [split-alpha]
+
+With `split-alpha` the left half is opaque and the right half transparent (a mask in the alpha).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main() -> None:
     sender.open()
     end = time.monotonic() + seconds
     n = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+    split_alpha = len(sys.argv) > 6 and sys.argv[6] == "split-alpha"
     try:
         while time.monotonic() < end:
             bgra = np.full((h, w, 4), 255, np.uint8)
@@ -38,6 +41,8 @@ def main() -> None:
             rgb = bgra[..., :3].copy()
             encode_counter(rgb, n)
             bgra[..., :3] = rgb
+            if split_alpha:
+                bgra[:, w // 2 :, 3] = 0
             sender.write_video_async(bgra.ravel())
             n += 1
             time.sleep(1 / 30)

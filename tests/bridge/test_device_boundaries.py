@@ -138,3 +138,21 @@ def test_spout_sink_to_source_through_spoutgl(monkeypatch: pytest.MonkeyPatch) -
     assert got[0, 0].tolist() == [200, 0, 30]  # no red/blue swap
     sink.close()
     src.close()
+
+
+def test_a_spout_mask_source_keeps_the_senders_alpha(monkeypatch: pytest.MonkeyPatch) -> None:
+    spoutgl = _fake_spoutgl()
+    monkeypatch.setitem(sys.modules, "SpoutGL", spoutgl)
+    monkeypatch.setattr("bridge.spout.is_windows", lambda: True)
+    rgba = np.full((16, 32, 4), 255, np.uint8)
+    rgba[:, 16:, 3] = 0  # TouchDesigner's TOP with a transparent right half
+    sender = spoutgl.SpoutSender()
+    sender.setSenderName("td-mask")
+    sender.sendImage(rgba, 32, 16, 0x1908, False, 0)
+    src = open_source("spout:td-mask", keep_alpha=True)
+    src.open(32, 16)
+    assert src.read() is None  # the receiver learns the size
+    got = src.read()
+    assert got is not None and got.shape == (16, 32, 4)
+    assert np.array_equal(got, rgba)
+    src.close()

@@ -130,3 +130,28 @@ def test_ndi_source_reconnects_when_the_sender_comes_back(ndi_sender) -> None:
         assert rt.running
     finally:
         rt.stop()
+
+
+def _first_frame(src, timeout: float = 30.0) -> np.ndarray:
+    src.open(64, 48)
+    try:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            frame = src.read()
+            if frame is not None:
+                return frame
+        raise AssertionError(f"{src.name}: no frame in {timeout:g} s")
+    finally:
+        src.close()
+
+
+def test_an_ndi_mask_source_keeps_the_senders_alpha(ndi_sender) -> None:
+    from bridge.masks import mask_from_frame
+
+    uid = f"a{os.getpid()}"
+    ndi_sender(f"sdbt-mask-{uid}", 64, 48, 30.0, split_alpha=True)
+    rgba = _first_frame(open_source(f"ndi:mask-{uid}", keep_alpha=True))  # as `run --mask-source` does
+    rgb = _first_frame(open_source(f"ndi:mask-{uid}"))  # a video source: RGB
+    assert rgb.shape == (48, 64, 3) and rgba.shape == (48, 64, 4)
+    mask = mask_from_frame(rgba, "alpha")
+    assert mask[:, :32].min() == 1.0 and mask[:, 32:].max() == 0.0

@@ -104,3 +104,25 @@ def test_a_mask_source_frame_paints_a_brush(tiny_engine, tmp_path):
         assert rt.stats()["faults"]["source"] == 0
     finally:
         rt.stop()
+
+
+def test_source_alpha_takes_the_mask_from_the_mask_sources_transparency(tiny_engine, tmp_path):
+    rgba = np.full((64, 64, 4), 255, np.uint8)  # all white: its luma would paint everywhere
+    rgba[:, 32:, 3] = 0  # transparent right half: the alpha paints only the left
+    path = tmp_path / "alpha.png"
+    cv2.imwrite(str(path), rgba)
+    store = ParamStore()
+    source = open_source(f"image:{path}", fps=10, keep_alpha=True)  # as `run --mask-source` opens it
+    rt, sink = _runtime(tiny_engine, store, tmp_path, mask_source=source)
+    rt.start()
+    try:
+        assert wait_for(lambda: len(sink.frames) >= 2, 30)
+        brush = {"region.0.prompt": "fire", "region.0.mask": "source:alpha", "region.0.blur": 0.0}
+        store.update({**brush, "region.0.enabled": True})
+        assert wait_for(lambda: hasattr(rt.engine.conditioning, "masks"), 30), rt.engine.stats()
+        mask = rt.engine.conditioning.masks[0].float().squeeze()
+        half = mask.shape[-1] // 2
+        assert mask[..., :half].min() > 0.99 and mask[..., half:].max() < 0.01, mask
+        assert rt.stats()["faults"]["source"] == 0
+    finally:
+        rt.stop()
