@@ -13,6 +13,7 @@ from safetensors. Models that are neither LCM nor turbo get LCM-LoRA fused in (`
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,16 +332,18 @@ def fuse_lora(models: Models, lora: str, say: Progress) -> None:
     from diffusers import StableDiffusionPipeline
 
     say(f"fusing LoRA {lora}")
-    pipe = StableDiffusionPipeline(
-        vae=models.vae,
-        text_encoder=models.text_encoder,
-        tokenizer=models.tokenizer,
-        unet=models.unet,
-        scheduler=models.scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
+    with warnings.catch_warnings():  # the pipeline only carries the parts: its config advice is noise
+        warnings.simplefilter("ignore", FutureWarning)
+        pipe = StableDiffusionPipeline(
+            vae=models.vae,
+            text_encoder=models.text_encoder,
+            tokenizer=models.tokenizer,
+            unet=models.unet,
+            scheduler=models.scheduler,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+        )
     try:
         pipe.load_lora_weights(source, weight_name=weight_name)
         pipe.fuse_lora(lora_scale=1.0)

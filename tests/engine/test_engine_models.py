@@ -89,6 +89,53 @@ def test_lcm_lora_that_cannot_be_had_is_a_clear_error(tiny_folder, offline):
         load_models(cfg)
 
 
+def _tiny_lora(unet_folder: Path, out: Path) -> torch.nn.Module:
+    """A random LoRA on the tiny UNet's attention, saved as diffusers saves LoRAs (what LCM-LoRA is).
+    Returns the UNet with the adapter still attached: the reference for what fusing must give."""
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    unet = UNet2DConditionModel.from_pretrained(unet_folder)
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if "lora_B" in name:  # peft starts B at zero (a no-op LoRA); make this one do something
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    StableDiffusionPipeline.save_lora_weights(out, unet_lora_layers=layers, safe_serialization=True)
+    return unet.eval()
+
+
+def test_a_lora_file_is_fused_into_the_unet(tiny_folder, offline, tmp_path):
+    """`lcm_lora=PATH` (how LCM-LoRA is applied to SD1.5 models) really fuses: the loaded UNet
+    computes what the UNet with the adapter attached computes, and no adapter is left behind."""
+    with_adapter = _tiny_lora(tiny_folder / "unet", tmp_path)
+    lora_file = tmp_path / "pytorch_lora_weights.safetensors"
+    common = dict(model=str(tiny_folder), tiny_vae=str(tiny_folder.parent / "tiny-taesd"))
+    plain = load_models(EngineConfig(**common, lcm_lora=None)).unet
+    fused = load_models(EngineConfig(**common, lcm_lora=str(lora_file))).unet
+    assert not any("lora" in name for name, _ in fused.named_modules())
+    gen = torch.Generator().manual_seed(1)
+    sample = torch.randn(1, 4, 8, 8, generator=gen)
+    text = torch.randn(1, 77, fused.config.cross_attention_dim, generator=gen)
+    with torch.no_grad():
+        want = with_adapter(sample, 500, text).sample
+        got = fused(sample, 500, text).sample
+        before = plain(sample, 500, text).sample
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert (got - before).abs().max() > 1e-2  # the LoRA changed the UNet
+
+
+def test_a_broken_lora_file_is_a_clear_error(tiny_folder, offline, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    common = dict(model=str(tiny_folder), tiny_vae=str(tiny_folder.parent / "tiny-taesd"))
+    with pytest.raises(EngineError, match="could not fuse LoRA .*broken.safetensors"):
+        load_models(EngineConfig(**common, lcm_lora=str(bad)))
+
+
 def test_token_merging_changes_the_unet(frames):
     base = dict(model="random:tiny", width=64, height=64, cfg_type="none")
     plain = load_engine(EngineConfig(**base))
