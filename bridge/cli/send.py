@@ -3,7 +3,8 @@
     sd-bridge send /sd/prompt "neon city"        # a string
     sd-bridge send /sd/seed 5                    # an int, because /sd/seed is an int parameter
     sd-bridge send /sd/guidance/norm 0.5         # a float in 0..1
-    sd-bridge send /sd/status --wait             # print the reply
+    sd-bridge send /sd/status                    # a question: waits for the reply and prints it
+    sd-bridge send /sd/guidance 5 --wait         # a change, confirmed with the value now held
 
 Arguments are typed by the address (never guessed from how they look), so `send /sd/prompt 5`
 sends the text "5" and `send /sd/seed five` is refused here, with the daemon's own wording,
@@ -33,6 +34,8 @@ COMMAND_TYPES: dict[str, str] = {
     "/sd/unsubscribe": "",
 }
 """Argument types of the addresses that ask rather than set (`?`: optional)."""
+QUESTIONS = ("/sd/status", "/sd/get")
+"""Addresses whose whole point is the reply: `send` waits for it without `--wait`."""
 
 
 def _number(text: str, integral: bool, address: str) -> int | float:
@@ -187,7 +190,11 @@ def register(app: typer.Typer) -> None:
         args: list[str] = typer.Argument(None, help="Values; typed from the parameter table."),
         host: str = typer.Option("127.0.0.1", "--host", help="Daemon host."),
         port: int = typer.Option(7000, "--port", help="Daemon OSC port."),
-        wait: bool = typer.Option(False, "--wait", help="Wait for the reply (or an /sd/error) and print it."),
+        wait: bool = typer.Option(
+            False,
+            "--wait",
+            help="Wait for the reply (or an /sd/error) and print it; /sd/status and /sd/get always wait.",
+        ),
         timeout: float = typer.Option(2.0, "--timeout", help="Seconds --wait waits.", min=0.05),
     ) -> None:
         """Send one OSC message to a running sd-bridge (for scripts and for testing a setup)."""
@@ -196,6 +203,7 @@ def register(app: typer.Typer) -> None:
         except SendError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
+        wait = wait or address in QUESTIONS
         messages, expect = plan(address, values, wait)
         try:
             replies = send(messages, host, port, timeout if wait else 0.0, expect)

@@ -114,7 +114,8 @@ class NdiSource:
         self._last_ts, self._last = ts, time.monotonic()
         h, w = frame.yres, frame.xres
         rgba = np.asarray(frame).reshape(h, w, 4)
-        return np.ascontiguousarray(rgba if self.keep_alpha else rgba[..., :3])
+        # Always a copy: a view left alive on the frame's buffer makes the next capture fail.
+        return rgba.copy() if self.keep_alpha else np.ascontiguousarray(rgba[..., :3])
 
     def close(self) -> None:
         if self._receiver is not None:

@@ -48,7 +48,8 @@ class SpoutSource:
         if is_new is not None and not is_new():
             rx.waitFrameSync(self.sender, 100)
             return None
-        return np.ascontiguousarray(self._buf if self.keep_alpha else self._buf[..., :3])
+        # Always a copy: the next receive writes into the same buffer.
+        return self._buf.copy() if self.keep_alpha else np.ascontiguousarray(self._buf[..., :3])
 
     def close(self) -> None:
         if self._rx is not None:

@@ -155,4 +155,7 @@ def test_a_spout_mask_source_keeps_the_senders_alpha(monkeypatch: pytest.MonkeyP
     got = src.read()
     assert got is not None and got.shape == (16, 32, 4)
     assert np.array_equal(got, rgba)
+    sender.sendImage(np.zeros_like(rgba), 32, 16, 0x1908, False, 0)  # the next frame...
+    assert src.read().max() == 0
+    assert np.array_equal(got, rgba)  # ...leaves the frame already handed out as it was
     src.close()

@@ -132,15 +132,18 @@ def test_ndi_source_reconnects_when_the_sender_comes_back(ndi_sender) -> None:
         rt.stop()
 
 
-def _first_frame(src, timeout: float = 30.0) -> np.ndarray:
+def _read_frames(src, count: int = 3, timeout: float = 30.0) -> list[np.ndarray]:
+    """`count` frames read in a row, each kept while the next arrives (as the runtime keeps them)."""
     src.open(64, 48)
+    frames: list[np.ndarray] = []
     try:
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        while len(frames) < count and time.monotonic() < end:
             frame = src.read()
             if frame is not None:
-                return frame
-        raise AssertionError(f"{src.name}: no frame in {timeout:g} s")
+                frames.append(frame)
+        assert len(frames) == count, f"{src.name}: {len(frames)} frames in {timeout:g} s"
+        return frames
     finally:
         src.close()
 
@@ -150,8 +153,10 @@ def test_an_ndi_mask_source_keeps_the_senders_alpha(ndi_sender) -> None:
 
     uid = f"a{os.getpid()}"
     ndi_sender(f"sdbt-mask-{uid}", 64, 48, 30.0, split_alpha=True)
-    rgba = _first_frame(open_source(f"ndi:mask-{uid}", keep_alpha=True))  # as `run --mask-source` does
-    rgb = _first_frame(open_source(f"ndi:mask-{uid}"))  # a video source: RGB
-    assert rgb.shape == (48, 64, 3) and rgba.shape == (48, 64, 4)
-    mask = mask_from_frame(rgba, "alpha")
-    assert mask[:, :32].min() == 1.0 and mask[:, 32:].max() == 0.0
+    rgbas = _read_frames(open_source(f"ndi:mask-{uid}", keep_alpha=True))  # as `run --mask-source` does
+    rgbs = _read_frames(open_source(f"ndi:mask-{uid}"))  # a video source: RGB
+    assert all(f.shape == (48, 64, 3) for f in rgbs) and all(f.shape == (48, 64, 4) for f in rgbas)
+    for rgba in rgbas:
+        mask = mask_from_frame(rgba, "alpha")
+        assert mask[:, :32].min() == 1.0 and mask[:, 32:].max() == 0.0
+    assert len({decode_counter(f[..., :3]) for f in rgbas}) == 3  # three distinct frames
