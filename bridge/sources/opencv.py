@@ -11,6 +11,21 @@ from bridge.errors import BridgeError, SpecError
 from bridge.frames import to_rgb
 
 
+def open_capture(target: int | str) -> cv2.VideoCapture:
+    """`cv2.VideoCapture(target)` with OpenCV's own logging silenced while it probes its backends.
+
+    A camera that is not there makes each backend print several lines of warnings and a C++
+    exception text, again on every retry; our one-line error says the same thing once.
+    """
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(target)
+    finally:
+        logging.setLogLevel(previous)
+
+
 class CameraSource:
     fps = None  # the camera paces itself: read() blocks until its next frame
 
@@ -23,7 +38,7 @@ class CameraSource:
         self._cap: cv2.VideoCapture | None = None
 
     def open(self, width: int, height: int) -> None:
-        cap = cv2.VideoCapture(self.index)
+        cap = open_capture(self.index)
         if not cap.isOpened():
             cap.release()
             raise BridgeError(f"{self.name}: cannot open camera {self.index} (is it connected and free?)")
@@ -57,7 +72,7 @@ class FileSource:
     def open(self, width: int, height: int) -> None:
         if not os.path.isfile(self.path):
             raise BridgeError(f"{self.name}: no such file")
-        cap = cv2.VideoCapture(self.path)
+        cap = open_capture(self.path)
         if not cap.isOpened():
             cap.release()
             raise BridgeError(f"{self.name}: OpenCV cannot decode this file")

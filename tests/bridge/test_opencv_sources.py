@@ -93,3 +93,23 @@ def test_batches_of_two_frames_keep_their_order() -> None:
         rt.stop()
     counters = [decode_counter(f) for f in sink.frames]
     assert counters == sorted(counters) and len(set(counters)) == len(counters)
+
+
+def test_a_missing_camera_is_our_one_line_not_opencvs_warnings() -> None:
+    """OpenCV writes its backend probing straight to the process's stderr: check it in a child."""
+    import subprocess
+    import sys
+
+    code = (
+        "from bridge.sources import open_source\n"
+        "src = open_source('camera:99')\n"
+        "for _ in range(2):  # the runtime retries; each retry must stay quiet\n"
+        "    try:\n"
+        "        src.open(64, 64)\n"
+        "    except Exception as exc:\n"
+        "        print(exc)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=root)
+    assert out.stdout.splitlines() == ["camera:99: cannot open camera 99 (is it connected and free?)"] * 2
+    assert out.stderr == "", out.stderr
