@@ -262,10 +262,11 @@ class OscServer:
                 continue
             try:
                 decoded = osc_map.decode(route, list(message.params))
+                value = self.store.validate(decoded.name, decoded.value)
             except ParamError as exc:
                 self._refuse(client, str(exc))
                 continue
-            changes[decoded.name] = decoded.value
+            changes[decoded.name] = value
             self.accepted += 1
         if changes:
             try:

@@ -58,9 +58,12 @@ SECURITY = f"""\
 - `/sd/preset` takes a preset's name, never a path: names with `..`, `/`, `\\`, a drive or
   anything but letters, digits, space, `_`, `-` and `.` are refused (the same check guards presets
   and the CLI).
-- `/sd/model` passes a name to the runtime, which switches only among the models listed by the
-  configuration or the presets and refuses anything else; a path or hub id sent over the network
-  is never loaded, and model files are `.safetensors` only (nothing is unpickled).
+- `/sd/model` switches only among the models listed by the configuration or the presets: any
+  other name is refused at once with `/sd/error` (naming the allowed ones) and nothing changes; a
+  path or hub id sent over the network is never loaded, and model files are `.safetensors` only
+  (nothing is unpickled). If the switch (or a `/sd/resolution` change) fails to build, the old
+  engine keeps serving and `/sd/model` / `/sd/resolution` go back to its values, echoed to every
+  client, so a controller never shows a model that is not running.
 """
 
 OSCQUERY = """\

@@ -15,6 +15,8 @@ from .params import PARAMS, Param, ParamError
 
 Listener = Callable[[str, Any, Any], None]
 """Called as listener(name, value, origin) after an accepted change."""
+Check = Callable[[Any], None]
+"""A check added by the owner of the store (`add_check`): raises ParamError to refuse a value."""
 
 
 class ParamStore:
@@ -23,6 +25,7 @@ class ParamStore:
         self._values: dict[str, Any] = {p.name: p.default for p in self._params.values()}
         self._pending: dict[str, Any] = {}
         self._listeners: list[Listener] = []
+        self._checks: dict[str, Check] = {}
         self._lock = threading.Lock()
         if values:
             self.update(values)
@@ -47,9 +50,23 @@ class ParamStore:
         with self._lock:
             return dict(self._values)
 
+    def add_check(self, name: str, check: Check) -> None:
+        """Refuse values of `name` that the table allows but this daemon does not (e.g. a model
+        that no preset or flag names): `check(value)` raises ParamError, and nothing changes."""
+        self.spec(name)
+        self._checks[name] = check
+
+    def validate(self, name: str, value: Any) -> Any:
+        """The value as it would be stored, or ParamError naming what is wrong; stores nothing."""
+        coerced = self.spec(name).coerce(value)
+        check = self._checks.get(name)
+        if check is not None:
+            check(coerced)
+        return coerced
+
     def set(self, name: str, value: Any, origin: Any = None) -> Any:
         """Validate and store one value; raise ParamError (state unchanged) if refused."""
-        coerced = self.spec(name).coerce(value)
+        coerced = self.validate(name, value)
         with self._lock:
             self._values[name] = coerced
             self._pending[name] = coerced
@@ -60,7 +77,7 @@ class ParamStore:
 
     def update(self, values: Mapping[str, Any], origin: Any = None) -> dict[str, Any]:
         """Set several values at once: all are validated first, so one bad value changes nothing."""
-        coerced = {name: self.spec(name).coerce(v) for name, v in values.items()}
+        coerced = {name: self.validate(name, v) for name, v in values.items()}
         with self._lock:
             self._values.update(coerced)
             self._pending.update(coerced)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge.control.params import PARAMS
+from bridge.control.params import PARAMS, ParamError
 from bridge.control.region_params import RegionFeed
 from bridge.control.store import ParamStore
 from bridge.errors import BridgeError
@@ -123,6 +123,7 @@ class Runtime:
         self._source_down_logged = False
         self._threads: list[threading.Thread] = []
         self._sync_store_from_config(config)
+        self.store.add_check("model", self._check_model)
         self._set_profile(engine)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -439,11 +440,7 @@ class Runtime:
                 self.request_rebuild(width=w, height=h)
         elif name == "model":
             if value and value != self._target.model:
-                allowed = self.allowed_models()
-                if value not in allowed:
-                    raise BridgeError(
-                        f"model {value!r} is not allowed here; allowed: {', '.join(sorted(allowed))}"
-                    )
+                self._check_model(value)  # the store checked it too; a store shared by tests may not
                 self.request_rebuild(model=value)
         else:
             key = next(p.engine_key for p in PARAMS if p.name == name)
@@ -476,6 +473,12 @@ class Runtime:
         self._live.update(accepted)
         if "t_index_list" in accepted:
             self._t_index = list(accepted["t_index_list"])
+
+    def _check_model(self, value: str) -> None:
+        """`/sd/model` switches among the models the configuration and the presets name, nothing else."""
+        allowed = self.allowed_models()
+        if value and value not in allowed:
+            raise ParamError(f"model {value!r} is not allowed here; allowed: {', '.join(sorted(allowed))}")
 
     def allowed_models(self) -> set[str]:
         from bridge.presets import preset_models
@@ -537,12 +540,25 @@ class Runtime:
                 self.faults["rebuild"] += 1
                 log.warning("rebuild failed (%s); the current engine keeps serving", one_line(exc))
                 with self._lock:
-                    if self._rebuild_request is None:
+                    settled = self._rebuild_request is None
+                    if settled:
                         self._target = self.config
+                if settled:
+                    self._show_serving_config()
                 continue
             with self._lock:
                 if self._rebuild_request is None:
                     self._ready = (engine, cfg)
+
+    def _show_serving_config(self) -> None:
+        """After a failed rebuild the store (and every controller, through the echo) goes back to
+        the model and resolution actually serving, so `/sd/get` and faders never show a wish."""
+        cfg = self.config
+        serving = {"model": cfg.model, "resolution": [cfg.width, cfg.height]}
+        current = self.store.snapshot()
+        changed = {k: v for k, v in serving.items() if self.store.spec(k).coerce(v) != current[k]}
+        if changed:
+            self.store.update(changed, origin="rebuild failed")
 
     def _swap_if_ready(self) -> None:
         with self._lock:

@@ -53,6 +53,14 @@ def test_osc_messages_reach_the_engine_and_status_reads_the_runtime() -> None:
             reply = OscMessage(data)
         fps = reply.params[0]
         assert fps > 0  # read from Runtime.stats() while frames flow
+        # a model that no flag or preset names: refused at once, to the sender, with the allow-list
+        b = OscMessageBuilder("/sd/model")
+        b.add_arg("/etc/passwd")
+        client.sendto(b.build().dgram, ("127.0.0.1", port))
+        while reply.address != "/sd/error":
+            reply = OscMessage(client.recvfrom(65536)[0])
+        assert "'/etc/passwd' is not allowed here; allowed:" in reply.params[0]
+        assert store.get("model") == rt.config.model and rt.stats()["rebuilding"] is False
     finally:
         rt.stop()
         server.stop()
