@@ -57,7 +57,8 @@ SECURITY = f"""\
   `192.168.1.0/24`) that may talk to it; packets from anyone else are dropped unanswered and counted.
 - `/sd/preset` takes a preset's name, never a path: names with `..`, `/`, `\\`, a drive or
   anything but letters, digits, space, `_`, `-` and `.` are refused (the same check guards presets
-  and the CLI).
+  and the CLI). A name with no preset behind it, or a preset that does not read, gets `/sd/error`
+  at once (with the available names, or the file, key and what was expected) and changes nothing.
 - `/sd/model` switches only among the models listed by the configuration or the presets: any
   other name is refused at once with `/sd/error` (naming the allowed ones) and nothing changes; a
   path or hub id sent over the network is never loaded, and model files are `.safetensors` only

@@ -124,6 +124,7 @@ class Runtime:
         self._threads: list[threading.Thread] = []
         self._sync_store_from_config(config)
         self.store.add_check("model", self._check_model)
+        self.store.add_check("preset", self._check_preset)
         self._set_profile(engine)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -479,6 +480,16 @@ class Runtime:
         allowed = self.allowed_models()
         if value and value not in allowed:
             raise ParamError(f"model {value!r} is not allowed here; allowed: {', '.join(sorted(allowed))}")
+
+    def _check_preset(self, name: str) -> None:
+        """`/sd/preset` names a preset that exists and reads cleanly, or the sender hears why at once."""
+        from bridge.presets import load_preset
+
+        if name:
+            try:
+                load_preset(name, self.options.presets_folder)
+            except BridgeError as exc:
+                raise ParamError(str(exc)) from None
 
     def allowed_models(self) -> set[str]:
         from bridge.presets import preset_models
