@@ -13,37 +13,38 @@ from bridge.control.region_params import REGION_PARAMS, build_regions, is_region
 from engine.regions import as_brushes
 
 
-def send(sock, port, address, *args):
-    b = OscMessageBuilder(address=address)
-    for a in args:
-        b.add_arg(a)
-    sock.sendto(b.build().dgram, ("127.0.0.1", port))
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
-def test_osc_messages_change_the_regions():
+def send_over_osc(messages: list[tuple]) -> tuple[ParamStore, OscServer]:
+    """Send `(address, *args)` messages to a real OSC server on a fresh store; return once the
+    last one has landed (each list ends with an `/enabled 1`, whose arrival marks the end)."""
     store = ParamStore()
     store.drain()
     with (
         OscServer(store, host="127.0.0.1", port=0, advertise=False) as server,
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
     ):
-        port = server.address[1]
-        send(sock, port, "/sd/region/2/prompt", "a wall of fire")
-        send(sock, port, "/sd/region/2/rect", 0.0, 0.0, 0.5, 1.0)
-        send(sock, port, "/sd/region/2/blur/norm", 0.5)
-        send(sock, port, "/sd/region/2/rect", 0.0, 0.0, 2.0)  # refused: three numbers, one out of range
-        send(sock, port, "/sd/region/2/enabled", 1)
-        assert wait_for(lambda: store.get("region.2.enabled")), "OSC message did not arrive"
+        for address, *args in messages:
+            b = OscMessageBuilder(address=address)
+            for a in args:
+                b.add_arg(a)
+            sock.sendto(b.build().dgram, server.address)
+        last = messages[-1][0].split("/")[3]
+        deadline = time.monotonic() + 5.0
+        while not store.get(f"region.{last}.enabled") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert store.get(f"region.{last}.enabled"), "OSC messages did not arrive"
+    return store, server
 
+
+def test_osc_messages_change_the_regions():
+    store, server = send_over_osc(
+        [
+            ("/sd/region/2/prompt", "a wall of fire"),
+            ("/sd/region/2/rect", 0.0, 0.0, 0.5, 1.0),
+            ("/sd/region/2/blur/norm", 0.5),
+            ("/sd/region/2/rect", 0.0, 0.0, 2.0),  # refused: three numbers, one out of range
+            ("/sd/region/2/enabled", 1),
+        ]
+    )
     changes = store.drain()
     assert all(is_region_param(n) for n in changes)
     assert changes["region.2.rect"] == [0.0, 0.0, 0.5, 1.0]
@@ -67,18 +68,14 @@ def test_osc_regions_reach_the_next_frame(make_engine, frames):
     common = dict(t_index_list=[30], cfg_type="none")  # no residual carried from frame to frame
     eng = make_engine(**common)
     before = eng(frames[0])
-    store = ParamStore()
-    store.drain()
-    with (
-        OscServer(store, host="127.0.0.1", port=0, advertise=False) as server,
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
-    ):
-        port = server.address[1]
-        send(sock, port, "/sd/region/0/prompt", "fire")
-        send(sock, port, "/sd/region/0/rect", 0.0, 0.0, 1.0, 1.0)
-        send(sock, port, "/sd/region/0/blur", 0.0)
-        send(sock, port, "/sd/region/0/enabled", 1)
-        assert wait_for(lambda: store.get("region.0.enabled")), "OSC message did not arrive"
+    store, _server = send_over_osc(
+        [
+            ("/sd/region/0/prompt", "fire"),
+            ("/sd/region/0/rect", 0.0, 0.0, 1.0, 1.0),
+            ("/sd/region/0/blur", 0.0),
+            ("/sd/region/0/enabled", 1),
+        ]
+    )
     # what the runtime does between frames when a region parameter changed
     changes = store.drain()
     assert any(is_region_param(n) for n in changes)
