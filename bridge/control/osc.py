@@ -30,7 +30,7 @@ from pythonosc.osc_packet import OscPacket
 from . import osc_map, osc_stats
 from .netallow import allowed, parse_allow
 from .params import ParamError
-from .store import ParamStore
+from .store import Failure, ParamStore
 from .throttle import ThrottledLog, TokenBucket
 
 log = logging.getLogger("bridge.osc")
@@ -103,6 +103,8 @@ class OscServer:
         self._subscribers: dict[Client, float] = {}
         self._next_push: dict[Client, float] = {}
         self._echo: dict[str, Any] = {}
+        self._failures: list[str] = []
+        """Why the daemon changed values itself (store `Failure` origins): sent to every client."""
         self._error_buckets: dict[Client, TokenBucket] = {}
         self._throttled = ThrottledLog(log)
         self._unsubscribe: Callable[[], None] | None = None
@@ -355,6 +357,8 @@ class OscServer:
         """Store listener: runs on the writer's thread (maybe the frame loop), so it only records."""
         with self._lock:
             self._echo[name] = value
+            if isinstance(origin, Failure) and origin.message not in self._failures:
+                self._failures.append(origin.message)
         self._wake.set()
 
     def _feedback_loop(self) -> None:
@@ -378,9 +382,13 @@ class OscServer:
     def _flush_echoes(self) -> None:
         with self._lock:
             pending, self._echo = self._echo, {}
+            failures, self._failures = self._failures, []
         if not pending:
             return
         clients = self.clients()
+        for message in failures:  # first the why, then the values it put back
+            for client in clients:
+                self._send(client, "/sd/error", [message])
         for name, value in pending.items():
             route = self.routes.get(self.store.spec(name).address)
             if route is None:

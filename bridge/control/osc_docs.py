@@ -64,7 +64,7 @@ SECURITY = f"""\
   path or hub id sent over the network is never loaded, and model files are `.safetensors` only
   (nothing is unpickled). If the switch (or a `/sd/resolution` change) fails to build, the old
   engine keeps serving and `/sd/model` / `/sd/resolution` go back to its values, echoed to every
-  client, so a controller never shows a model that is not running.
+  client after an `/sd/error` saying why, so a controller never shows a model that is not running.
 """
 
 OSCQUERY = """\

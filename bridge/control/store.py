@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .params import PARAMS, Param, ParamError
 
 Listener = Callable[[str, Any, Any], None]
 """Called as listener(name, value, origin) after an accepted change."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The origin of a change the daemon made because something failed (a model switch that did
+    not build): listeners learn why, and OSC tells every client with `/sd/error`."""
+
+    message: str
+
+
 Check = Callable[[Any], None]
 """A check added by the owner of the store (`add_check`): raises ParamError to refuse a value."""
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from bridge.control.params import PARAMS, ParamError
 from bridge.control.region_params import RegionFeed
-from bridge.control.store import ParamStore
+from bridge.control.store import Failure, ParamStore
 from bridge.errors import BridgeError
 from bridge.frames import Fit, Frame, TensorBridge, fit
 from bridge.presets import presets_dir
@@ -555,21 +555,21 @@ class Runtime:
                     if settled:
                         self._target = self.config
                 if settled:
-                    self._show_serving_config()
+                    self._show_serving_config(
+                        f"rebuild failed: {one_line(exc)}; the current engine keeps serving"
+                    )
                 continue
             with self._lock:
                 if self._rebuild_request is None:
                     self._ready = (engine, cfg)
 
-    def _show_serving_config(self) -> None:
-        """After a failed rebuild the store (and every controller, through the echo) goes back to
-        the model and resolution actually serving, so `/sd/get` and faders never show a wish."""
+    def _show_serving_config(self, why: str) -> None:
+        """After a failed rebuild the store goes back to the model and resolution actually serving,
+        so `/sd/get` and faders never show a wish; OSC clients get `why` as `/sd/error` and the
+        serving values as echoes."""
         cfg = self.config
         serving = {"model": cfg.model, "resolution": [cfg.width, cfg.height]}
-        current = self.store.snapshot()
-        changed = {k: v for k, v in serving.items() if self.store.spec(k).coerce(v) != current[k]}
-        if changed:
-            self.store.update(changed, origin="rebuild failed")
+        self.store.update(serving, origin=Failure(why))
 
     def _swap_if_ready(self) -> None:
         with self._lock:

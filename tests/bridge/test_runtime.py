@@ -11,7 +11,7 @@ import pytest
 from daemon_helpers import FlakySource, InvertEngine, ListSink, wait_for
 
 from bridge.control.params import ParamError
-from bridge.control.store import ParamStore
+from bridge.control.store import Failure, ParamStore
 from bridge.runtime import PassthroughEngine, Runtime, RuntimeOptions
 from bridge.sinks import make_sink
 from bridge.sources import open_source
@@ -204,7 +204,10 @@ def test_failed_rebuild_keeps_serving_and_model_allow_list(caplog: pytest.LogCap
         assert rt.stats()["model"] == "random:tiny"
         # the store (and so /sd/get and every controller's echo) goes back to what is serving
         assert wait_for(lambda: store.get("model") == "random:tiny")
-        assert ("model", "random:tiny", "rebuild failed") in changes
+        why = [
+            o.message for n, v, o in changes if n == "model" and v == "random:tiny" and isinstance(o, Failure)
+        ]
+        assert why and why[0].startswith("rebuild failed: cannot load random:sd15")
         serving = store.get("resolution")
         store.set("resolution", [rt.config.width + 64, rt.config.height])  # this rebuild fails as well
         assert wait_for(lambda: rt.stats()["faults"]["rebuild"] == 2)

@@ -7,6 +7,7 @@ import pytest
 from bridge.control import PARAMS, ParamStore
 from bridge.control.osc import OscServer
 from bridge.control.osc_map import ROUTES, encode
+from bridge.control.store import Failure
 
 from .osc_helpers import Client, wait_until
 
@@ -105,6 +106,16 @@ def test_changes_from_elsewhere_reach_every_client(server, make_client, store):
     store.set("delta", 0.4, origin="preset")
     assert a.wait_for("/sd/delta") == pytest.approx([0.4])
     assert b.wait_for("/sd/delta") == pytest.approx([0.4])
+
+
+def test_a_failure_the_daemon_undoes_is_explained_to_every_client(server, make_client, store):
+    a, b = make_client(), make_client()
+    a.sync()
+    b.sync()
+    store.set("seed", 7, origin=Failure("rebuild failed: out of memory; the current engine keeps serving"))
+    for c in (a, b):
+        assert c.wait_for("/sd/error") == ["rebuild failed: out of memory; the current engine keeps serving"]
+        assert c.wait_for("/sd/seed") == [7]
 
 
 def test_subscribe_pushes_stats_until_unsubscribed(server, client):
