@@ -440,8 +440,7 @@ class Runtime:
             if (w, h) != (self._target.width, self._target.height):
                 self.request_rebuild(width=w, height=h)
         elif name == "model":
-            if value and value != self._target.model:
-                self._check_model(value)  # the store checked it too; a store shared by tests may not
+            if value and value != self._target.model:  # the store's check allowed it
                 self.request_rebuild(model=value)
         else:
             key = next(p.engine_key for p in PARAMS if p.name == name)

@@ -16,30 +16,15 @@ from plugin_fakes import ROOT
 
 BUILDER = ROOT / "plugins" / "touchdesigner" / "build_sd_bridge.py"
 
+OSC_DAT_PARS = {"active", "protocol", "address", "port", "localaddress", "shared", "splitbundle", "callbacks"}
+"""The OSC Out and OSC In DATs share these parameters."""
+
 KNOWN_PARS = {
     "baseCOMP": {"ext0object", "ext0name", "ext0promote", "reinitextensions"},
     "textDAT": set(),
     "tableDAT": set(),
-    "oscoutDAT": {
-        "active",
-        "protocol",
-        "address",
-        "port",
-        "localaddress",
-        "shared",
-        "splitbundle",
-        "callbacks",
-    },
-    "oscinDAT": {
-        "active",
-        "protocol",
-        "address",
-        "port",
-        "localaddress",
-        "shared",
-        "splitbundle",
-        "callbacks",
-    },
+    "oscoutDAT": OSC_DAT_PARS,
+    "oscinDAT": OSC_DAT_PARS,
     "parameterexecuteDAT": {"active", "op", "pars", "valuechange", "onpulse", "custom", "builtin"},
     "executeDAT": {"active", "start", "create", "exit", "framestart", "frameend"},
     "inTOP": set(),
