@@ -1,0 +1,197 @@
+"""Capture: one source read on its own thread, each frame fitted once and handed on.
+
+A source may block for seconds in `open()` (NDI searches the network, a camera probes its
+backend) or return nothing from `read()` for a while (a sender that left). None of that may stall
+the show, so reading and holding are two threads: the reader opens, reads and reconnects with a
+back-off; the hold timer, independent of the source, re-delivers the last good frame at the
+runtime's rate whenever the reader has delivered nothing fresh for `hold_after_s`. The same room
+serves the main video source (with a hold timer) and auxiliary sources such as the mask source
+(without one: their last frame simply stays in use).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bridge.frames import Fit, fit
+from bridge.sources.base import Source
+
+from .engines import one_line
+from .log import log
+
+Deliver = Callable[[np.ndarray, float], None]
+"""`deliver(image, t_capture)`: a fitted frame and the perf_counter time its read started."""
+FaultHook = Callable[[Source, BaseException, str], None]
+
+SILENT_S = 1.0
+"""A source that delivers nothing fresh for this long counts as down (in stats and the status line)."""
+
+
+class CaptureRoom:
+    """Reads `source` on a reader thread; with `hold_fps`, a hold timer keeps its last frame going."""
+
+    def __init__(
+        self,
+        role: str,
+        source: Source,
+        deliver: Deliver,
+        *,
+        size: Callable[[], tuple[int, int]],
+        fit_mode: Callable[[], Fit],
+        stop: threading.Event,
+        on_fault: FaultHook,
+        retry_s: float = 0.5,
+        hold_fps: float | None = None,
+    ) -> None:
+        self.role = role
+        self.source = source
+        self._deliver_to = deliver
+        self._size = size
+        self._fit_mode = fit_mode
+        self._stop = stop
+        self._on_fault = on_fault
+        self._retry_s = retry_s
+        self.hold_fps = hold_fps
+        self.hold_after_s = max(0.25, 3.0 / hold_fps) if hold_fps else 0.0
+        """Silence before the hold timer steps in: a few frame periods, so a live source is never doubled."""
+        self._lock = threading.Lock()
+        self._last: np.ndarray | None = None
+        self._fresh_at = time.monotonic()
+        self._opened = False
+        self._down_since: float | None = time.monotonic()  # down until the first frame arrives
+        self._logged_down = False
+        self.fresh = 0
+        self.held = 0
+        self.threads: list[threading.Thread] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        loops: list[tuple[str, Callable[[], None]]] = [(self.role, self._read_loop)]
+        if self.hold_fps:
+            loops.append((f"{self.role}-hold", self._hold_loop))
+        for name, target in loops:
+            t = threading.Thread(target=target, name=f"sd-bridge-{name}", daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    # -- health ---------------------------------------------------------------------------
+    @property
+    def down(self) -> bool:
+        """Not opened, failing, or silent for more than SILENT_S."""
+        with self._lock:
+            if self._down_since is not None:
+                return True
+            return time.monotonic() - self._fresh_at > SILENT_S
+
+    def health(self) -> dict[str, Any]:
+        now = time.monotonic()
+        with self._lock:
+            since = self._down_since
+            if since is None and now - self._fresh_at > SILENT_S:
+                since = self._fresh_at
+        return {
+            "name": self.source.name,
+            "up": since is None,
+            "down_s": round(now - since, 2) if since is not None else 0.0,
+            "frames": self.fresh,
+            "held": self.held,
+        }
+
+    def _mark_down(self) -> None:
+        with self._lock:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+
+    def _mark_fresh(self) -> None:
+        with self._lock:
+            self._fresh_at = time.monotonic()
+            was_down = self._down_since is not None
+            self._down_since = None
+        if was_down and self._logged_down:
+            log.info("source %s is back", self.source.name)
+            self._logged_down = False
+
+    def fault(self, exc: BaseException, what: str) -> None:
+        self._mark_down()
+        self._logged_down |= bool(self._on_fault(self.source, exc, what))
+
+    # -- the reader -----------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        src = self.source
+        backoff = self._retry_s
+        next_tick = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                if not self._opened:
+                    try:
+                        src.open(*self._size())
+                        self._opened, backoff = True, self._retry_s
+                        next_tick = time.perf_counter()
+                    except Exception as exc:
+                        self.fault(exc, "open")
+                        self._stop.wait(backoff)
+                        backoff = min(backoff * 2, 5.0)
+                    continue
+                pace = src.fps or 0.0
+                if pace:
+                    delay = next_tick - time.perf_counter()
+                    if delay > 0 and self._stop.wait(delay):
+                        break
+                    next_tick = max(next_tick + 1.0 / pace, time.perf_counter() - 1.0 / pace)
+                t0 = time.perf_counter()
+                try:
+                    img = src.read()
+                except Exception as exc:
+                    self.fault(exc, "read")
+                    self._close(src)
+                    self._opened = False
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if img is None:
+                    continue
+                w, h = self._size()
+                try:
+                    image = fit(img, w, h, self._fit_mode())
+                except Exception as exc:  # e.g. a frame of an unexpected shape: skip it
+                    self.fault(exc, "frame")
+                    continue
+                self._mark_fresh()
+                self._deliver(image, t0, fresh=True)
+        finally:
+            if self._opened:
+                self._close(src)
+
+    # -- the hold timer -------------------------------------------------------------------
+    def _hold_loop(self) -> None:
+        assert self.hold_fps
+        period = 1.0 / self.hold_fps
+        next_t = time.perf_counter() + period
+        while not self._stop.wait(max(0.0, next_t - time.perf_counter())):
+            now = time.perf_counter()
+            next_t = max(next_t + period, now)
+            with self._lock:
+                last, silent = self._last, time.monotonic() - self._fresh_at
+            if last is not None and silent >= self.hold_after_s:
+                self._deliver(last, now, fresh=False)
+
+    def _deliver(self, image: np.ndarray, t0: float, *, fresh: bool) -> None:
+        with self._lock:  # the reader and the hold timer never deliver at once
+            self._last = image
+            if fresh:
+                self.fresh += 1
+            else:
+                self.held += 1
+            self._deliver_to(image, t0)
+
+    @staticmethod
+    def _close(src: Source) -> None:
+        try:
+            src.close()
+        except Exception as exc:
+            log.debug("closing %s: %s", src.name, one_line(exc))
