@@ -57,7 +57,7 @@ class CaptureRoom:
         self._on_fault = on_fault
         self._retry_s = retry_s
         self.hold_fps = hold_fps
-        self.hold_after_s = max(0.25, 3.0 / hold_fps) if hold_fps else 0.0
+        self.hold_after_s = max(0.1, 3.0 / hold_fps) if hold_fps else 0.0
         """Silence before the hold timer steps in: a few frame periods, so a live source is never doubled."""
         self._lock = threading.Lock()
         self._last: np.ndarray | None = None

@@ -257,7 +257,7 @@ class Runtime:
             "rebuilding": self.rebuild.busy,
             "rebuilds": self.rebuilds,
             "source": source,
-            "source_down": not source["up"],
+            "source_down": 0 if source["up"] else 1,
             "aux_sources": {n: room.health() for n, room in self.aux_capture.items()},
             "sinks": self.output.stats(),
             "engine_freed": dict(self.rebuild.last_freed),

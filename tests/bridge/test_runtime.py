@@ -26,9 +26,8 @@ def make_runtime(source, sinks, engine=None, **kw) -> Runtime:
     for k in ("allowed_models", "presets_folder"):
         if k in kw:
             setattr(opts, k, kw.pop(k))
-    return Runtime(
-        source, sinks, engine or PassthroughEngine(64, 64), kw.pop("config", CFG), options=opts, **kw
-    )
+    cls = kw.pop("cls", Runtime)
+    return cls(source, sinks, engine or PassthroughEngine(64, 64), kw.pop("config", CFG), options=opts, **kw)
 
 
 def run_until(rt: Runtime, cond, timeout: float = 15.0) -> None:
@@ -63,8 +62,9 @@ def test_pattern_to_file_has_the_right_frame_count_in_order(tmp_path: Path) -> N
 
     from bridge.control import osc_stats  # the OSC status reply reads these same keys
 
-    fps, p50, p95, skip, dropped = osc_stats.status_args(s)
+    fps, p50, p95, skip, dropped, source_down = osc_stats.status_args(s)
     assert p50 == s["latency_p50_ms"] and p95 == s["latency_p95_ms"] and dropped == s["dropped"]
+    assert source_down == 0  # the pattern never went away
 
 
 def test_faults_do_not_stop_the_show(caplog: pytest.LogCaptureFixture) -> None:
