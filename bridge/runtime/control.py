@@ -42,6 +42,8 @@ class ControlRoom:
         self._mask_frame = None
         self._ignore: dict[str, Any] = {}
         """Values the runtime itself wrote back into the store (not requests to act on)."""
+        self._start_model = rt.config.model
+        """Always allowed: switching back to the model the daemon started with."""
         self.serving_preset = str(rt.store.get("preset") or "")
         """The last preset applied whole (what `preset` goes back to when one fails)."""
 
@@ -168,7 +170,8 @@ class ControlRoom:
         from bridge.presets import preset_models
 
         rt = self.rt
-        return {rt.config.model, *rt.options.allowed_models, *preset_models(rt.options.presets_folder)}
+        presets = preset_models(rt.options.presets_folder)
+        return {self._start_model, rt.config.model, *rt.options.allowed_models, *presets}
 
     # -- presets --------------------------------------------------------------------------
     def load_preset(self, name: str) -> None:
