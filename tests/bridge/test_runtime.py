@@ -244,3 +244,66 @@ def test_preset_by_name_live_and_paths_refused(tmp_path: Path, caplog: pytest.Lo
         assert store.get("guidance") == 2.5  # the store (and so OSC status) shows the preset's values
     finally:
         rt.stop()
+
+
+def test_a_preset_loads_whole_or_not_at_all(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 14.10: a preset whose model cannot load applies none of its values (an /sd/error says
+    why); one whose model builds applies its values only once the new engine serves."""
+    import threading
+
+    (tmp_path / "broken-model.toml").write_text(
+        'model = "nobody/no-such-model"\nprompt = "a half preset"\nguidance = 2.5\n'
+        'seed = 9\nfit = "stretch"\n'
+    )
+    (tmp_path / "other.toml").write_text(
+        'model = "other/model"\nprompt = "the other model"\nguidance = 3.5\n'
+    )
+    gate = threading.Event()
+
+    def factory(config: EngineConfig) -> InvertEngine:
+        if config.model == "nobody/no-such-model":
+            raise OSError("nobody/no-such-model is not on the Hub")
+        gate.wait(10)
+        return InvertEngine(config.width, config.height)
+
+    engine = InvertEngine()
+    store = ParamStore()
+    sink = ListSink()
+    rt = make_runtime(
+        open_source("pattern", fps=60), [sink], engine, store=store, factory=factory, presets_folder=tmp_path
+    )
+    changes: list[tuple[str, object, object]] = []
+    store.subscribe(lambda name, value, origin: changes.append((name, value, origin)))
+    rt.start()
+    try:
+        assert wait_for(lambda: len(sink.frames) >= 2)
+        before = store.snapshot()
+        with caplog.at_level(logging.WARNING, logger="sd-bridge"):
+            store.set("preset", "broken-model")
+            assert wait_for(lambda: rt.stats()["faults"]["rebuild"] == 1)
+            assert wait_for(lambda: store.get("preset") == "")
+        n = len(sink.frames)
+        assert wait_for(lambda: len(sink.frames) > n + 3)  # still serving, nothing of the preset
+        assert "prompt" not in engine.params and "guidance_scale" not in engine.params
+        after = store.snapshot()
+        assert {k: after[k] for k in before if k != "preset"} == {
+            k: before[k] for k in before if k != "preset"
+        }
+        assert rt._fit == "crop" and rt.config.model == "random:tiny"
+        errors = [o.message for _, _, o in changes if isinstance(o, Failure)]
+        assert errors and "preset broken-model not applied" in errors[0], errors
+        assert "cannot load" in errors[0] or "not on the Hub" in errors[0]
+        # a preset whose model builds: its values wait for the new engine, then all apply
+        store.set("preset", "other")
+        assert wait_for(lambda: rt.stats()["rebuilding"])
+        n = len(sink.frames)
+        assert wait_for(lambda: len(sink.frames) > n + 3)
+        assert store.get("guidance") == before["guidance"] and "prompt" not in engine.params
+        gate.set()
+        assert wait_for(lambda: rt.config.model == "other/model")
+        assert wait_for(lambda: rt.engine.params.get("prompt") == "the other model")
+        assert rt.engine.params["guidance_scale"] == 3.5 and store.get("guidance") == 3.5
+        assert store.get("preset") == "other"
+    finally:
+        gate.set()
+        rt.stop()
