@@ -131,10 +131,11 @@ class RebuildRoom:
         log.info("engine ready: %s %dx%d", cfg.model, cfg.width, cfg.height)
         for _, apply_live in deferred:
             apply_live()
-        self._freeing = threading.Thread(
+        freeing = threading.Thread(
             target=self._release, args=(old, before), name="sd-bridge-free", daemon=True
         )
-        self._freeing.start()
+        freeing.start()
+        self._freeing = freeing  # started before anyone can join it
         return True
 
     def _release(self, old: weakref.ref | None, before: dict[str, float]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 import weakref
 
 import pytest
@@ -93,8 +94,14 @@ def test_switching_models_returns_the_old_engines_memory(caplog: pytest.LogCaptu
     try:
         with caplog.at_level(logging.INFO, logger="sd-bridge"):
             assert wait_for(lambda: len(sink.frames) >= 3, 30.0)
+            n0, t0 = len(sink.frames), time.monotonic()
+            time.sleep(1.0)
+            normal = (len(sink.frames) - n0) / (time.monotonic() - t0)
+            rss_start = rss_bytes()
+            n0, t0 = len(sink.frames), time.monotonic()
             store.set("model", MID)
             assert wait_for(lambda: rt.rebuilds == 1, 120.0), rt.stats()
+            building = (len(sink.frames) - n0) / (time.monotonic() - t0)
             assert rt.rebuild.wait_released(30.0)
             mid = weakref.ref(rt.engine)
             size = _param_bytes(rt.engine)
@@ -112,11 +119,15 @@ def test_switching_models_returns_the_old_engines_memory(caplog: pytest.LogCaptu
     assert mid() is None, "the replaced engine is still alive"
     freed = rt.stats()["engine_freed"]
     assert freed["collected"] is True
-    assert rss_mid - rss_back >= 0.8 * size, (rss_mid, rss_back, size)
-    assert freed["rss_freed_mib"] >= 0.8 * size / 2**20
+    # the memory comes back: RSS falls by most of the model, to near where it was before the switch
+    assert rss_mid - rss_back >= 0.7 * size, (rss_start, rss_mid, rss_back, size)
+    assert rss_back - rss_start <= 0.4 * size, (rss_start, rss_mid, rss_back, size)
+    assert freed["rss_freed_mib"] >= 0.7 * size / 2**20
     released = [r.getMessage() for r in caplog.records if "released the replaced engine" in r.getMessage()]
     assert len(released) == 2 and "rss" in released[-1], released
     print(
-        f"model switch: mid UNet {size / 2**20:.0f} MiB; RSS {rss_mid / 2**20:.0f} MiB serving it, "
-        f"{rss_back / 2**20:.0f} MiB after switching back"
+        f"model switch: mid UNet {size / 2**20:.0f} MiB; RSS {rss_start / 2**20:.0f} MiB on random:tiny, "
+        f"{rss_mid / 2**20:.0f} MiB serving the mid model, "
+        f"{rss_back / 2**20:.0f} MiB after switching back; output {normal:.1f} fps before the switch, "
+        f"{building:.1f} fps while the new engine was built"
     )

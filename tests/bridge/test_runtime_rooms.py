@@ -3,10 +3,12 @@ that never stalls the output (the hold timer), and the source's health in stats 
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 import numpy as np
-from daemon_helpers import ListSink, wait_for
+from daemon_helpers import InvertEngine, ListSink, wait_for
 from test_runtime import make_runtime
 
 from bridge.control import osc_stats
@@ -170,3 +172,45 @@ def test_a_source_that_never_opens_is_down_and_the_runtime_keeps_serving_control
         assert wait_for(lambda: rt.bypass)
     finally:
         rt.stop()
+
+
+class FailingStretchEngine(InvertEngine):
+    """Raises (as a CUDA out-of-memory would) on every call while `failing` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = threading.Event()
+
+    def __call__(self, frames=None):  # noqa: ANN001, ANN204 - the engine protocol
+        if self.failing.is_set():
+            self.calls += 1
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB")
+        return super().__call__(frames)
+
+
+def test_an_engine_failing_for_seconds_keeps_the_output_rate(caplog) -> None:  # noqa: ANN001
+    engine = FailingStretchEngine()
+    sink = ListSink()
+    rt = make_runtime(open_source("pattern", fps=60), [sink], engine, fps=60.0)
+    rt.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="sd-bridge"):
+            assert wait_for(lambda: len(sink.frames) >= 10, 20.0)
+            normal = _count_in(sink, 1.5)
+            engine.failing.set()
+            n = len(sink.frames)
+            during = _count_in(sink, 1.5)
+            failed = sink.frames[n + 2 : n + during]
+            engine.failing.clear()
+            m = len(sink.frames)
+            assert wait_for(lambda: len(sink.frames) > m + 5)
+    finally:
+        rt.stop()
+    assert during >= 0.9 * normal, (normal, during)
+    # while failing the input went out (the ramp's black corner), afterwards processed frames again
+    assert failed and all(f[-1, 0].mean() < 128 for f in failed)
+    assert sink.frames[-1][-1, 0].mean() > 128
+    assert rt.stats()["faults"]["engine"] >= during // 2
+    lines = [r.getMessage() for r in caplog.records if "engine error" in r.getMessage()]
+    assert len(lines) == 1 and "out of memory" in lines[0], lines
+    print(f"engine failing for 1.5 s: {normal / 1.5:.1f} fps normally, {during / 1.5:.1f} fps while failing")
