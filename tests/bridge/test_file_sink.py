@@ -277,3 +277,18 @@ def test_a_killed_daemon_leaves_a_playable_recording(tmp_path: Path) -> None:
         proc.wait(10)
     counters = [decode_counter(f) for f in decode(path)]
     assert len(counters) >= 10 and counters == sorted(counters) and len(set(counters)) == len(counters)
+
+
+def test_a_daemon_run_records_a_file_as_long_as_the_run(tmp_path: Path) -> None:
+    """random:tiny on a CPU serves far fewer than `--fps 240` (about 60 here): the file still lasts
+    the run's 3 s, where a file written at the nominal rate lasted frames/240 (under 1 s)."""
+    path = tmp_path / "run.mkv"
+    cmd = [sys.executable, "-m", "bridge", "run", "--model", "random:tiny", "--width", "64", "--height", "64"]
+    cmd += ["--fps", "240", "--seconds", "3", "--sink", f"file:{path}", "--osc-port", "0"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DISPLAY", None)
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    frames = decode(path)
+    assert f"recorded {len(frames)} frames" in done.stderr, done.stderr
+    assert 2.5 < duration_s(path) < 4.5, f"{duration_s(path):.2f} s for a 3 s run ({len(frames)} frames)"
