@@ -99,8 +99,12 @@ class FileSink:
         if len(self.parts) == 1:
             log.info("recording to %s", target)
         else:
-            before = ", ".join(f"{p} ({n} frames)" for p, n in self.parts[:-1] if n)
-            log.warning("%s: recording on into %s; kept as written: %s", self.name, target, before)
+            earlier = ", ".join(
+                f"{p} ({n} frames{'' if os.path.exists(p) else ', since deleted'})"
+                for p, n in self.parts[:-1]
+                if n
+            )
+            log.warning("%s: recording on into %s; before: %s", self.name, target, earlier)
 
     def _create_next(self) -> tuple[str, IO[bytes]]:
         """Part 1 replaces a file of that name from an earlier run, and a part of ours that got no frame

@@ -176,7 +176,8 @@ def test_a_removed_folder_is_a_sink_fault_and_the_recording_goes_on_in_a_new_fil
     assert rt.stats()["faults"]["sink"] >= 1
     assert sink.parts[-1][0] == str(folder / "set.2.mp4")
     text = caplog.text
-    assert "was deleted" in text and "recording on into" in text and "set.2.mp4" in text, text
+    assert "was deleted" in text and f"recording on into {sink.parts[-1][0]}" in text, text
+    assert f"set.mp4 ({sink.parts[0][1]} frames, since deleted)" in text, text
     counters = [decode_counter(f) for f in decode(folder / "set.2.mp4")]
     assert len(counters) >= sink.parts[-1][1] - 1 and counters == sorted(counters)
 
@@ -218,7 +219,7 @@ def test_a_full_disk_is_a_sink_fault_keeps_what_was_written_and_records_on_once_
             assert wait_for(lambda: len(sink.parts) == 2 and sink.parts[1][1] >= 10, 30), rt.stats()
         finally:
             rt.stop()
-    assert "disk full" in caplog.text, caplog.text
+    assert "disk full" in caplog.text and f"set.mp4 ({written} frames)" in caplog.text, caplog.text
     counters = [decode_counter(f) for f in decode(small_disk / "set.mp4")]
     assert written > 10 and len(counters) >= written - 2, f"{len(counters)} of {written} frames play"
     assert counters == sorted(counters)
