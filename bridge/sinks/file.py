@@ -80,7 +80,7 @@ class FileSink:
         folder = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
             raise RecordingError(f"cannot make the folder {folder}: {describe(exc)}") from None
         check_free(folder, self.free_floor)  # a full disk gets no new empty files, only a fault per retry
         target, out = self._create_next()
@@ -166,3 +166,24 @@ class FileSink:
         if out is not None:
             with contextlib.suppress(OSError):
                 out.close()
+
+
+def probe(folder: str) -> int:
+    """Record two frames into a scratch `.mp4` in `folder` and return its size (for `sd-bridge doctor`).
+
+    Raises BackendMissing without PyAV, RecordingError when the file cannot be written there.
+    """
+    import_av()
+    path = os.path.join(folder, "sd-bridge-probe.mp4")
+    sink = FileSink(path)
+    try:
+        sink.open(64, 64, 30.0)
+        for level in (0, 255):
+            sink.write(np.full((64, 64, 3), level, np.uint8))
+    finally:
+        sink.close()
+    try:
+        return os.path.getsize(path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

@@ -40,6 +40,8 @@ class Container:
 
 
 _X264 = {"preset": "ultrafast", "tune": "zerolatency"}
+FALLBACK_CODEC = "mpeg4"
+"""FFmpeg's own MPEG-4 part 2 encoder, for a PyAV build without libx264 (no options, yuv420p)."""
 _FRAGMENTED = {"movflags": "empty_moov+default_base_moof+frag_keyframe+frag_every_frame"}
 _FLUSH = {"flush_packets": "1"}
 CONTAINERS: dict[str, Container] = {
@@ -74,11 +76,12 @@ class VideoEncoder:
         av = import_av()
         self._av = av
         self._out = av.open(out, "w", format=container.muxer, options=dict(container.muxer_options))
+        codec, options, pix_fmt = container.codec, dict(container.codec_options), container.pix_fmt
+        if codec not in av.codecs_available:
+            codec, options, pix_fmt = FALLBACK_CODEC, {}, "yuv420p"
         try:
-            stream = self._out.add_stream(
-                container.codec, rate=max(1, round(fps)), options=dict(container.codec_options)
-            )
-            stream.width, stream.height, stream.pix_fmt = width, height, container.pix_fmt
+            stream = self._out.add_stream(codec, rate=max(1, round(fps)), options=options)
+            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             self._tick = Fraction(1, container.ticks_per_s)
             stream.time_base = self._tick
             stream.codec_context.time_base = self._tick

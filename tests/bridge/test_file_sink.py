@@ -5,6 +5,7 @@ Recordings are read back with PyAV (the FFmpeg that decodes them for any player)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -22,7 +23,8 @@ from daemon_helpers import wait_for
 from bridge.errors import SpecError
 from bridge.runtime import PassthroughEngine, Runtime, RuntimeOptions
 from bridge.sinks import make_sink
-from bridge.sinks.file import FileSink
+from bridge.sinks.file import FileSink, probe
+from bridge.sinks.video_encoder import CONTAINERS, FALLBACK_CODEC, VideoEncoder
 from bridge.sinks.write_watch import RecordingError, WriteWatch
 from bridge.sources.pattern import PatternSource, decode_counter
 from engine import EngineConfig
@@ -231,7 +233,7 @@ def test_a_full_disk_is_a_sink_fault_keeps_what_was_written_and_records_on_once_
 CHILD = """
 import sys, time
 import numpy as np
-from bridge.sinks.file import FileSink
+from bridge.sinks.file import FileSink, probe
 sink = FileSink(sys.argv[1])
 sink.open(64, 64, 30.0)
 for i in range(10_000):
@@ -293,3 +295,25 @@ def test_a_daemon_run_records_a_file_as_long_as_the_run(tmp_path: Path) -> None:
     frames = decode(path)
     assert f"recorded {len(frames)} frames" in done.stderr, done.stderr
     assert 2.5 < duration_s(path) < 4.5, f"{duration_s(path):.2f} s for a 3 s run ({len(frames)} frames)"
+
+
+def test_the_doctor_probe_records_and_cleans_up(tmp_path: Path) -> None:
+    assert probe(str(tmp_path)) > 1000
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(RecordingError, match="cannot make the folder") as err:
+        probe(str(tmp_path / "a-file" / "sub"))
+    assert "\n" not in str(err.value)
+
+
+def test_a_pyav_build_without_libx264_records_with_the_fallback_encoder(tmp_path: Path) -> None:
+    path = tmp_path / "fallback.mp4"
+    container = dataclasses.replace(CONTAINERS[".mp4"], codec="libx264-not-in-this-build")
+    with open(path, "wb") as out:
+        encoder = VideoEncoder(out, container, 64, 64, 30.0)
+        encoder.encode(gray(50), 0.0)
+        encoder.encode(gray(150), 0.1)
+        encoder.close()
+    assert_levels(decode(path), [50, 150])
+    with av.open(str(path)) as recorded:
+        assert recorded.streams.video[0].codec_context.name == FALLBACK_CODEC
