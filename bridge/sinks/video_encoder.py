@@ -34,9 +34,11 @@ class Container:
     pix_fmt: str
     muxer_options: dict[str, str] = field(default_factory=dict)
     codec_options: dict[str, str] = field(default_factory=dict)
-    ticks_per_s: int = 1000
-    """Timestamp resolution. AVI has a constant rate and fills every empty tick with a stub chunk, so
-    it gets 1/100 s; the others store real timestamps and get milliseconds."""
+    ticks_per_s: int | None = 1000
+    """Timestamp resolution; None: the nominal fps. AVI has one constant rate, which players (and our
+    own `file:` source) take as the clip's rate, and fills each empty tick with a stub chunk, so its
+    tick is one frame at `fps`: a slower run repeats frames, a faster one stretches. The others store
+    real timestamps, in milliseconds."""
 
 
 _X264 = {"preset": "ultrafast", "tune": "zerolatency"}
@@ -48,7 +50,7 @@ CONTAINERS: dict[str, Container] = {
     ".mp4": Container("mp4", "libx264", "yuv420p", {**_FRAGMENTED, **_FLUSH}, _X264),
     ".mov": Container("mov", "libx264", "yuv420p", {**_FRAGMENTED, **_FLUSH}, _X264),
     ".mkv": Container("matroska", "libx264", "yuv420p", {"cluster_time_limit": "0", **_FLUSH}, _X264),
-    ".avi": Container("avi", "mjpeg", "yuvj420p", dict(_FLUSH), ticks_per_s=100),
+    ".avi": Container("avi", "mjpeg", "yuvj420p", dict(_FLUSH), ticks_per_s=None),
 }
 
 
@@ -82,7 +84,8 @@ class VideoEncoder:
         try:
             stream = self._out.add_stream(codec, rate=max(1, round(fps)), options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-            self._tick = Fraction(1, container.ticks_per_s)
+            self._ticks_per_s = container.ticks_per_s or max(1, round(fps))
+            self._tick = Fraction(1, self._ticks_per_s)
             stream.time_base = self._tick
             stream.codec_context.time_base = self._tick
             stream.codec_context.gop_size = max(1, round(fps))  # a keyframe about every second
@@ -91,8 +94,7 @@ class VideoEncoder:
             raise
         self._stream = stream
         self._last_pts = -1
-        self._ticks_per_s = container.ticks_per_s
-        self._nominal = max(1, round(container.ticks_per_s / max(fps, 1e-3)))
+        self._nominal = max(1, round(self._ticks_per_s / max(fps, 1e-3)))
 
     def encode(self, image: np.ndarray, seconds: float) -> None:
         """Encode one RGB uint8 (H, W, 3) frame shown `seconds` after the recording started."""
