@@ -90,6 +90,10 @@ class FileSink:
             self._watch = WriteWatch(out.fileno(), folder, self.free_floor, self.stall_s, self.clock)
         except Exception as exc:
             out.close()
+            with contextlib.suppress(OSError):
+                os.unlink(target)  # ours and still empty: no stray file for the next try to step over
+            if isinstance(exc, RecordingError):
+                raise
             raise RecordingError(f"cannot record into {target}: {describe(exc)}") from None
         self._file, self._t0 = out, None
         self.parts.append((target, 0))

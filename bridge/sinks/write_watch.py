@@ -20,6 +20,8 @@ FREE_FLOOR = 256 * 1024
 """Below this many free bytes a disk counts as full: we stop before a frame is cut in half."""
 STALL_S = 3.0
 """A file that has not grown for this long while frames were written is not being recorded."""
+FREE_CHECK_S = 0.5
+"""Free space is read this often, and before every frame once the disk nears the floor."""
 
 
 class RecordingError(BridgeError):
@@ -40,8 +42,8 @@ def kib(n: int) -> str:
     return f"{n // 1024} KiB"
 
 
-def check_free(folder: str, floor: int = FREE_FLOOR) -> None:
-    """Raise RecordingError when `folder` is gone or has fewer than `floor` bytes free."""
+def check_free(folder: str, floor: int = FREE_FLOOR) -> int:
+    """The free bytes beside `folder`; RecordingError when it is gone or has fewer than `floor`."""
     try:
         free = shutil.disk_usage(folder).free
     except FileNotFoundError:
@@ -50,6 +52,7 @@ def check_free(folder: str, floor: int = FREE_FLOOR) -> None:
         raise RecordingError(f"cannot check the free space on {folder}: {describe(exc)}") from None
     if free < floor:
         raise RecordingError(f"disk full: {kib(free)} free on {folder}")
+    return free
 
 
 class WriteWatch:
@@ -67,11 +70,17 @@ class WriteWatch:
         self._size = os.fstat(fd).st_size
         self._grew_at = clock()
         self._writes_since_growth = 0
+        self._free = check_free(folder, floor)
+        self._free_read_at, self._size_at_free = self._grew_at, self._size
 
     def before_write(self) -> None:
         if os.fstat(self.fd).st_nlink == 0:
             raise RecordingError("the file was deleted (was its folder removed?)")
-        check_free(self.folder, self.floor)
+        now = self.clock()
+        left = self._free - (self._size - self._size_at_free)  # what we wrote since is gone from it
+        if now - self._free_read_at >= FREE_CHECK_S or left < 2 * self.floor + 64 * 1024:
+            self._free = check_free(self.folder, self.floor)
+            self._free_read_at, self._size_at_free = now, self._size
 
     def after_write(self) -> None:
         size, now = os.fstat(self.fd).st_size, self.clock()
