@@ -1,56 +1,193 @@
-"""Records to a video file (OpenCV VideoWriter, mp4v in .mp4, MJPG in .avi)."""
+"""Records to a video file that stays playable up to the last frame, at the speed the run really had.
+
+`.mp4` (fragmented, H.264), `.mov`, `.mkv` (H.264) or `.avi` (MJPEG), through PyAV (see video_encoder).
+Each frame is stamped with the wall time it was written, so a run that manages 5 fps for 10 s is a
+10 s video. A write that fails, or that silently goes nowhere (folder removed, disk full, the file no
+longer growing: see write_watch), raises one line from `write()`; the runtime counts a sink fault and
+reopens the sink, which records on into a new numbered file (`NAME.2.mp4`, `NAME.3.mp4`, ...) and
+never touches the part already written.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import time
+from collections.abc import Callable
+from typing import IO
 
 import cv2
 import numpy as np
 
-from bridge.errors import BridgeError, SpecError
-from bridge.frames import from_rgb
+from bridge.errors import SpecError
+
+from .video_encoder import VideoEncoder, container_for, import_av
+from .write_watch import FREE_FLOOR, STALL_S, RecordingError, WriteWatch, check_free, describe
+
+log = logging.getLogger("sd-bridge.file")
+
+
+def part_path(path: str, part: int) -> str:
+    """`out/set.mp4` for part 1, `out/set.2.mp4` for part 2, and so on."""
+    if part == 1:
+        return path
+    root, ext = os.path.splitext(path)
+    return f"{root}.{part}{ext}"
+
+
+def even(n: int) -> int:
+    """H.264 in 4:2:0 needs even sides."""
+    return max(2, n - n % 2)
 
 
 class FileSink:
     fixed_size = True
 
-    def __init__(self, path: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        free_floor: int = FREE_FLOOR,
+        stall_s: float = STALL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not path:
             raise SpecError("file: expected a path, e.g. file:out/set.mp4")
+        self.container = container_for(path)
         self.path = path
         self.name = f"file:{path}"
-        self._writer: cv2.VideoWriter | None = None
-        self._size = (0, 0)
+        self.free_floor, self.stall_s, self.clock = free_floor, stall_s, clock
         self.frames = 0
-        self._opened_once = False
+        """Frames written in all parts together."""
+        self.parts: list[tuple[str, int]] = []
+        """(file, frames written to it) for every file this sink has opened, in order."""
+        self._file: IO[bytes] | None = None
+        self._encoder: VideoEncoder | None = None
+        self._watch: WriteWatch | None = None
+        self._size = (0, 0)
+        self._t0: float | None = None
+        self._announced = ""
+
+    def preflight(self) -> None:
+        import_av()
+
+    @property
+    def target(self) -> str | None:
+        """The file being written now."""
+        return self.parts[-1][0] if self._file is not None else None
 
     def open(self, width: int, height: int, fps: float) -> None:
         folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
-        if self._opened_once:
-            # Reopening after a failure must not truncate what was recorded: write a numbered part.
-            root, ext = os.path.splitext(self.path)
-            part = 2
-            while os.path.exists(f"{root}.{part}{ext}"):
-                part += 1
-            target = f"{root}.{part}{ext}"
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            raise RecordingError(f"cannot make the folder {folder}: {describe(exc)}") from None
+        check_free(folder, self.free_floor)  # a full disk gets no new empty files, only a fault per retry
+        target, out = self._create_next()
+        self._size = (even(width), even(height))
+        try:
+            self._encoder = VideoEncoder(out, self.container, *self._size, fps)
+            self._watch = WriteWatch(out.fileno(), folder, self.free_floor, self.stall_s, self.clock)
+        except Exception as exc:
+            out.close()
+            with contextlib.suppress(OSError):
+                os.unlink(target)  # ours and still empty: no stray file for the next try to step over
+            if isinstance(exc, RecordingError):
+                raise
+            raise RecordingError(f"cannot record into {target}: {describe(exc)}") from None
+        self._file, self._t0 = out, None
+        self.parts.append((target, 0))
+        if target == self._announced:
+            return  # the same empty part, tried again
+        self._announced = target
+        if len(self.parts) == 1:
+            log.info("recording to %s", target)
         else:
-            target = self.path
-        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.lower().endswith(".avi") else "mp4v"))
-        writer = cv2.VideoWriter(target, fourcc, float(fps), (width, height))
-        if not writer.isOpened():
-            raise BridgeError(f"{self.name}: OpenCV cannot write this file (use .mp4 or .avi)")
-        self._writer, self._size, self._opened_once = writer, (width, height), True
+            earlier = ", ".join(
+                f"{p} ({n} frames{'' if os.path.exists(p) else ', since deleted'})"
+                for p, n in self.parts[:-1]
+                if n
+            )
+            log.warning("%s: recording on into %s; before: %s", self.name, target, earlier)
+
+    def _create_next(self) -> tuple[str, IO[bytes]]:
+        """Part 1 replaces a file of that name from an earlier run, and a part of ours that got no frame
+        is written again (so retries on a full disk leave no pile of empty files); nothing else is ever
+        replaced."""
+        if self.parts and self.parts[-1][1] == 0:
+            target, _ = self.parts.pop()
+            return target, self._create(target, "wb")
+        if not self.parts:
+            return self.path, self._create(self.path, "wb")
+        part = len(self.parts) + 1
+        while True:
+            target = part_path(self.path, part)
+            try:
+                return target, self._create(target, "xb")
+            except FileExistsError:
+                part += 1
+
+    @staticmethod
+    def _create(target: str, mode: str) -> IO[bytes]:
+        try:
+            return open(target, mode, buffering=0)  # unbuffered: libav buffers, and the size is checked
+        except FileExistsError:
+            raise
+        except OSError as exc:
+            raise RecordingError(f"cannot create {target}: {describe(exc)}") from None
 
     def write(self, image: np.ndarray, status: str = "") -> None:
-        assert self._writer is not None
+        if self._encoder is None or self._watch is None:
+            raise RecordingError("the file is not open")
+        self._watch.before_write()
         h, w = image.shape[:2]
         if (w, h) != self._size:
             image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(from_rgb(image, "BGR"))
+        now = self.clock()
+        if self._t0 is None:
+            self._t0 = now
+        try:
+            self._encoder.encode(image, now - self._t0)
+        except Exception as exc:
+            raise RecordingError(f"cannot write {self.target}: {describe(exc)}") from None
+        self._watch.after_write()
         self.frames += 1
+        target, n = self.parts[-1]
+        self.parts[-1] = (target, n + 1)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        """Finish the file. After a failed write this cannot fail louder: what is on disk stays playable."""
+        encoder, out, t0 = self._encoder, self._file, self._t0
+        self._encoder = self._watch = self._file = None
+        if encoder is not None:
+            try:
+                encoder.close()
+            except Exception as exc:
+                log.debug("%s: closing: %s", self.name, describe(exc))
+            target, n = self.parts[-1]
+            if n and t0 is not None:
+                log.info("recorded %d frames (%.1f s) to %s", n, self.clock() - t0, target)
+        if out is not None:
+            with contextlib.suppress(OSError):
+                out.close()
+
+
+def probe(folder: str) -> int:
+    """Record two frames into a scratch `.mp4` in `folder` and return its size (for `sd-bridge doctor`).
+
+    Raises BackendMissing without PyAV, RecordingError when the file cannot be written there.
+    """
+    import_av()
+    path = os.path.join(folder, "sd-bridge-probe.mp4")
+    sink = FileSink(path)
+    try:
+        sink.open(64, 64, 30.0)
+        for level in (0, 255):
+            sink.write(np.full((64, 64, 3), level, np.uint8))
+    finally:
+        sink.close()
+    try:
+        return os.path.getsize(path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
