@@ -110,7 +110,7 @@ def test_poll_reads_status_and_errors_without_blocking(obs_script):
     link = script._link
     # script_load sent the panel, and the daemon echoes every change to every client, the sender
     # too: poll takes those in, and once nothing is waiting it returns at once with 0
-    assert wait_for(lambda: "/sd/guidance" in link.echoes, poll=lambda: link.poll(now=0.0))
+    assert wait_for(lambda: link.connected, poll=lambda: link.poll())
     assert wait_for(lambda: link.poll(now=0.0) == 0)
     assert wait_for(lambda: link.last_status != "", poll=lambda: link.poll(now=1000.5))
     assert float(link.last_status.split()[0]) == STATS["fps"]
@@ -146,18 +146,32 @@ def test_properties_cover_the_table():
 
 
 def test_start_and_stop_the_daemon(obs_script):
-    _store, _server, settings = obs_script
+    _store, server, settings = obs_script
+    assert script._start_daemon(settings).startswith("a daemon already answers") or script._start_daemon(
+        settings
+    ).startswith(f"port {server.address[1]} is taken")
+    settings["port"] = _free_port()  # nobody there
+    script.script_update(settings)
     settings["command"] = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(60)'"
     settings["extra"] = "--source ndi:OBS"
     assert script._start_daemon(settings).startswith("started")
-    proc = script._daemon
+    proc = script._daemon.proc
     assert proc.poll() is None
     assert "--source" in proc.args and "--osc-port" in proc.args
     assert script._start_daemon(settings).startswith("sd-bridge already running")
-    assert script._stop_daemon() == "stopped sd-bridge"
+    assert script._daemon.stop().startswith("stopping sd-bridge")
     assert proc.wait(timeout=5) is not None
+    assert script._daemon.check().startswith("sd-bridge stopped")
     settings["command"] = "/nonexistent/sd-bridge"
     assert script._start_daemon(settings).startswith("could not start")
+
+
+def _free_port() -> int:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
 
 
 def test_loading_the_script_sends_the_panel(daemon):
@@ -177,6 +191,7 @@ def test_a_restarted_daemon_gets_the_panel_again(obs_script):
     store, server, settings = obs_script
     settings["seed"] = 4321
     script.script_update(settings)
+    script._link.flush(settle=0.0)  # as the timer does once typing pauses
     assert wait_for(lambda: store.get("seed") == 4321)
     link, port = script._link, server.address[1]
     server.stop()
