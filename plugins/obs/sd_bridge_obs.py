@@ -476,6 +476,7 @@ class Link:
         self.sent.clear()  # another daemon: tell it everything
         self.connected = False
         self.unanswered = 0
+        self.last_answer = -1e9  # the last answer came from the old target
         self.notes.append(f"now sending to {self.host}:{self.port}")
         return True
 
@@ -783,6 +784,7 @@ def _tick() -> None:
     note = _daemon.check(now)
     if note:
         _log(note)
+        link.last_answer, link.connected = -1e9, False  # what answered was the daemon now gone
 
 
 def _start_daemon(settings) -> str:

@@ -15,9 +15,12 @@ The test talks to it through files in the folder named by its `dir` setting: it 
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import json
 import os
+import socket
 import sys
+import threading
 import traceback
 
 import obspython as obs
@@ -70,6 +73,45 @@ ctypes.pythonapi.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_cha
 OBS_TASK_UI = 0
 
 
+# -- every host-name lookup made in OBS's Python, with the thread it ran on ----------------------
+_lookups: list[list[str]] = []
+
+
+def _is_ip(host: object) -> bool:
+    try:
+        ipaddress.ip_address(str(host))
+        return True
+    except ValueError:
+        return False
+
+
+def _watch_lookups() -> None:
+    if getattr(socket, "_sd_bridge_watched", False):
+        return
+    socket._sd_bridge_watched = True  # type: ignore[attr-defined]
+    for name in ("getaddrinfo", "gethostbyname", "gethostbyname_ex"):
+        real = getattr(socket, name)
+
+        def watched(host, *args, _real=real, **kwargs):
+            if not _is_ip(host):
+                _lookups.append([threading.current_thread().name, str(host)])
+            return _real(host, *args, **kwargs)
+
+        setattr(socket, name, watched)
+    real_sendto = socket.socket.sendto
+
+    def sendto(self, data, *args):  # sendto((name, port)) resolves the name, in C, every time
+        address = args[-1]
+        if isinstance(address, tuple) and not _is_ip(address[0]):
+            _lookups.append([threading.current_thread().name, str(address[0])])
+        return real_sendto(self, data, *args)
+
+    socket.socket.sendto = sendto
+
+
+_watch_lookups()
+
+
 def _script() -> int:
     """The sd-bridge script's obs_script_t (OBS keeps it in the module's `__script_data__`)."""
     module = sys.modules[_target]
@@ -113,6 +155,8 @@ def _run(command: dict) -> object:
     if op == "collection":
         obs.obs_frontend_set_current_scene_collection(command["name"])
         return obs.obs_frontend_get_current_scene_collection()
+    if op == "lookups":
+        return list(_lookups)
     script = _script()
     if op == "update":  # a property edit in the Scripts window
         data = _lib.obs_data_create_from_json(json.dumps(command["values"]).encode("utf-8"))

@@ -94,7 +94,8 @@ class ObsHost:
             encoding="utf-8",
         )
         for name, scripts in self.collections.items():
-            with_driver = [*scripts, (DRIVER, {"dir": str(self.driver_dir), "target": self.target})]
+            # The driver first, so that it watches host-name lookups before the script loads.
+            with_driver = [(DRIVER, {"dir": str(self.driver_dir), "target": self.target}), *scripts]
             (scenes / f"{name}.json").write_text(
                 json.dumps(_scene_collection(name, with_driver)), encoding="utf-8"
             )
