@@ -32,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -381,14 +382,22 @@ RECONNECT_AFTER_POLLS = 3
 """A status reply after this many unanswered polls means the daemon came back: send it everything."""
 
 
+def clean_preset(value: object) -> str:
+    """The preset a menu value names, or "" (none): a label, or a name that no longer ships, is none."""
+    text = str(value)
+    return text if text in PRESETS else ""
+
+
 def message_for(parname: str, value: object) -> tuple[str, list] | None:
     """(address, args) for a change of the custom parameter `parname`, or None if it isn't one we send."""
     row = PARS.get(parname)
     if row is None:
         return None
     name, address, kind = row[0], row[1], row[2]
-    if name == "preset" and not str(value):
-        return None  # an empty preset menu means "none chosen", not "load the preset named ''"
+    if name == "preset":
+        value = clean_preset(value)
+        if not value:
+            return None  # "(none)" means none chosen, not "load the preset named ''"
     return address, osc_args(kind, value)
 
 
@@ -426,10 +435,10 @@ class SdBridgeExt:
         self.ownerComp = ownerComp
         self.sent: dict[str, list] = {}
         """The last arguments sent (or echoed back) per address: only changes go out."""
-        self.recent: dict[str, list[tuple[float, list]]] = {}
-        """Per address, (time, arguments) of the sends of the last OWN_ECHO_S seconds."""
+        self.own = OwnEchoes()
         self.stats: dict[str, object] = {}
-        self.daemon: subprocess.Popen | None = None
+        self.daemon = tracked_daemon("touchdesigner:" + str(getattr(ownerComp, "path", id(ownerComp))))
+        """Kept across a re-initialisation of this extension (editing it, reloading the .tox)."""
         self.polls = 0
         self.connected = False
         """Set by the first `/sd/status` reply, which also sends every value once (see OnOSC)."""
@@ -446,9 +455,7 @@ class SdBridgeExt:
             return False
         self._oscout().sendOSC(address, args)
         self.sent[address] = list(args)
-        now = time.monotonic()
-        recent = [(t, a) for t, a in self.recent.get(address, []) if now - t < OWN_ECHO_S]
-        self.recent[address] = [*recent, (now, list(args))]
+        self.own.sent(address, args)
         return True
 
     def OnParValueChange(self, par) -> None:
@@ -457,26 +464,29 @@ class SdBridgeExt:
             self.Send(*msg)
 
     def SendAll(self) -> None:
-        """Send every parameter's current value (after connecting, or when the daemon restarted)."""
+        """Send every parameter's current value (after connecting, or when the daemon restarted),
+        except the preset: its values are already on the pages where it set them, and sent with
+        them it would be applied after them and override the pages."""
         self.sent.clear()
-        for parname in PARS:
+        for parname, row in PARS.items():
             par = getattr(self.ownerComp.par, parname, None)
-            if par is not None:
+            if par is not None and row[0] != "preset":
                 msg = message_for(parname, par.eval())
                 if msg is not None:
                     self.Send(*msg)
 
     def Poll(self) -> None:
         """Ask for status (and now and then for the stats push); called about once a second.
-        Also notices when a daemon started from here has exited."""
+        Also notices when a daemon started from here has exited, and says why."""
         if self.polls % SUBSCRIBE_EVERY_POLLS == 0:
             self._oscout().sendOSC("/sd/subscribe", [])
         self.polls += 1
         self.unanswered += 1
         self._oscout().sendOSC("/sd/status", [])
-        if self.daemon is not None and self.daemon.poll() is not None:
-            self._show("Daemonstate", f"exited with code {self.daemon.returncode}")
-            self.daemon = None
+        note = self.daemon.check()
+        if note:
+            self._show("Daemonstate", note)
+            self.connected = False
 
     def OnPulse(self, par) -> None:
         actions = {
@@ -515,19 +525,18 @@ class SdBridgeExt:
 
     def _echo(self, address: str, args: list) -> None:
         """A changed parameter: show it here without sending it back. Echoes of this component's
-        own recent sends are skipped; one that differs (the daemon clamped it, or another controller
-        changed it) is applied."""
+        own recent sends are skipped; one that differs (a preset, another controller, a value the
+        daemon clamped) is applied."""
         for parname, row in PARS.items():
             if row[1] == address and args:
                 par = getattr(self.ownerComp.par, parname, None)
-                if par is None:
+                if par is None or row[0] == "preset":
                     return
                 value = args[0]
                 if row[2] == "bool":
                     value = bool(value)
                 typed = osc_args(row[2], value)
-                now = time.monotonic()
-                if any(now - t < OWN_ECHO_S and same_args(a, typed) for t, a in self.recent.get(address, [])):
+                if self.own.is_own(address, typed):
                     return
                 self.sent[address] = typed
                 par.val = value
@@ -549,33 +558,35 @@ class SdBridgeExt:
 
     # -- the daemon ---------------------------------------------------------------------------
     def StartDaemon(self) -> None:
-        if self.daemon is not None and self.daemon.poll() is None:
+        if self.daemon.running():
             self._show("Daemonstate", f"already running (pid {self.daemon.pid})")
             return
         p = self.ownerComp.par
+        host, port = str(p.Host.eval()), int(p.Port.eval())
+        if self.connected and self.unanswered <= RECONNECT_AFTER_POLLS:
+            self._show("Daemonstate", f"a daemon already answers on {host}:{port}: not starting another")
+            return
+        if is_local_host(host) and port_in_use(port):
+            self._show("Daemonstate", f"port {port} is taken (another sd-bridge?): not starting another")
+            return
         try:
             cmd = daemon_command(
                 str(p.Daemoncmd.eval()),
-                str(p.Preset.eval()),
+                clean_preset(p.Preset.eval()),
                 str(p.Route.eval()),
                 str(p.Sendername.eval()),
                 str(p.Receivename.eval()),
-                int(p.Port.eval()),
+                port,
             )
-            flags = getattr(subprocess, "CREATE_NEW_CONSOLE", 0) if os.name == "nt" else 0
-            self.daemon = subprocess.Popen(cmd, creationflags=flags)
+            line = self.daemon.start(cmd, os.path.join(tempfile.gettempdir(), f"sd-bridge-td-{port}.log"))
         except (OSError, ValueError) as exc:
             self._show("Daemonstate", f"could not start: {exc}")
             return
         self.sent.clear()  # a fresh daemon knows nothing we sent before
         self.connected = False  # its first status reply triggers SendAll
-        self._show("Daemonstate", f"running (pid {self.daemon.pid}): {' '.join(cmd)}")
+        self._show("Daemonstate", line)
 
     def StopDaemon(self) -> None:
-        if self.daemon is None:
-            self._show("Daemonstate", "not started from here")
-            return
-        if self.daemon.poll() is None:
-            self.daemon.terminate()  # Ctrl-C-like stop; never waited on, TouchDesigner keeps running
-        self._show("Daemonstate", "stopped")
-        self.daemon = None
+        """Ask the daemon started from here to stop (cleanly; killed if it hasn't after a few
+        seconds). Never waits: Poll reports when it has exited."""
+        self._show("Daemonstate", self.daemon.stop())
