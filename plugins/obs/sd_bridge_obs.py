@@ -1,28 +1,43 @@
 """sd-bridge for OBS: steer the daemon's prompt, guidance, seed and more from OBS's Scripts window.
 
-Load it from Tools > Scripts > "+" (OBS's Python must be set up under the Python Settings tab).
+Load it from Tools > Scripts > "+" (docs/OBS.md names the OBS and Python versions that load it).
 OBS Python scripts get properties and timers but no video, so the video goes through Spout or NDI
 (see docs/OBS.md); this script is the control side:
 
-- every property change is sent to the daemon over OSC (UDP, non-blocking) only when its value
-  changed; text (prompts) waits until typing pauses for half a second, so each keystroke doesn't
-  cost the daemon a text-encoder pass;
-- a timer drains the daemon's replies without ever waiting, so the OBS thread never blocks;
-- "Start sd-bridge" / "Stop sd-bridge" run the daemon with `subprocess.Popen`, never waited on.
+- a property change is sent to the daemon over OSC (UDP, non-blocking) only when its value
+  changed; text, the seed, the host and the port wait until typing pauses, so a keystroke doesn't
+  cost the daemon a text-encoder pass, a reseed or a message to a half-typed port;
+- choosing a preset loads it in the daemon at once, and the values it sets come back into the
+  panel (the daemon echoes every change): the panel shows what the daemon runs. Loading the
+  script, a daemon that (re)connects and "Send everything again" send the panel, never the
+  preset, so they can't be overridden by it;
+- a 100 ms timer drains the daemon's replies without waiting, and host names are looked up on a
+  thread of their own, so OBS's graphics thread (where timers run) never blocks;
+- "Start sd-bridge" runs the daemon with its output in a log file, refuses when a daemon already
+  answers on the port, and reports in the Script Log when the daemon exits and why. "Stop the
+  daemon when OBS closes" acts only when OBS closes, not on a script reload or a scene-collection
+  switch, and a reloaded script keeps track of the daemon it started.
 
-Self-contained on purpose: OBS's bundled Python may lack python-osc, so the few lines of OSC
-encoding and decoding it needs are here (and tested against python-osc and the daemon's socket).
+Self-contained on purpose: OBS's Python may lack python-osc, so the few lines of OSC encoding and
+decoding it needs are here (tested against python-osc and the daemon's socket); the code it
+shares with the TouchDesigner extension is generated from plugins/shared.py.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import shlex
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import types
 
 import obspython as obs
 
@@ -49,7 +64,262 @@ PRESETS = (
 # fmt: on
 # --- END GENERATED ---
 
+# --- BEGIN SHARED by `python -m plugins.generate` from plugins/shared.py: do not edit ---
+OWN_ECHO_S = 1.0
+"""The daemon echoes every change to every client, the sender too. An echo equal to something
+sent in the last this-many seconds is the plugin's own, arriving late: applying it would pull a
+control being dragged back to where it was a moment ago."""
+STOP_GRACE_S = 5.0
+"""After a clean stop request, the daemon gets this long to shut down before it is killed."""
+
+
+def osc_args(kind: str, value: object) -> list:
+    """The OSC arguments for a parameter value, typed as the daemon expects: floats as f, whole
+    numbers as i, toggles as i 0/1 (not OSC's T/F, which some controllers mishandle), text as s."""
+    if kind == "float":
+        return [float(value)]
+    if kind == "int":
+        return [int(round(float(value)))]
+    if kind == "bool":
+        return [1 if value and str(value).lower() not in ("0", "false", "off") else 0]
+    if kind == "str":
+        return [str(value)]
+    raise ValueError(f"unsupported parameter kind {kind!r}")
+
+
+def same_args(a: list, b: list) -> bool:
+    """Equal OSC arguments, numbers compared to float32 precision (what OSC carries back)."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b, strict=True):
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y))
+        if not (math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-6) if numbers else x == y):
+            return False
+    return True
+
+
+class OwnEchoes:
+    """Tells the daemon's echo of our own recent sends from a change made elsewhere (a preset,
+    another controller, a value the daemon clamped): only the latter should update the panel."""
+
+    def __init__(self, window: float = OWN_ECHO_S) -> None:
+        self.window = window
+        self.recent: dict[str, list[tuple[float, list]]] = {}
+
+    def sent(self, address: str, args: list, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        kept = [(t, a) for t, a in self.recent.get(address, []) if now - t < self.window]
+        self.recent[address] = [*kept, (now, list(args))]
+
+    def is_own(self, address: str, args: list, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return any(now - t < self.window and same_args(a, args) for t, a in self.recent.get(address, []))
+
+
+def split_command(text: str, windows: bool | None = None, exists=os.path.isfile) -> list[str]:
+    """Split a command line the way the platform would, keeping an unquoted program path that has
+    spaces in it (`C:\\Users\\Jane Doe\\sd-bridge.exe run`) whole: like Windows' CreateProcess,
+    the longest run of leading words that names an existing file is the program."""
+    windows = sys.platform.startswith("win") if windows is None else windows
+    if windows:
+        words = [
+            w[1:-1] if len(w) >= 2 and w[0] == w[-1] == '"' else w for w in shlex.split(text, posix=False)
+        ]
+    else:
+        words = shlex.split(text)
+    if text.lstrip()[:1] in ("'", '"'):
+        return words  # quoted: the user said where the program ends
+    raw = text.split()
+    for n in range(len(raw), 1, -1):
+        program = " ".join(raw[:n])
+        if exists(program) or (windows and exists(program + ".exe")):
+            rest = " ".join(raw[n:])
+            return (
+                [program, *split_command(rest, windows=windows, exists=lambda _p: False)]
+                if rest
+                else [program]
+            )
+    return words
+
+
+def is_local_host(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def port_in_use(port: int) -> bool:
+    """Whether a UDP port on this machine is taken (by a daemon listening there, say): a bind
+    that fails at once, never a wait."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind(("127.0.0.1", int(port)))
+        return False
+    except OSError:
+        return True
+    finally:
+        probe.close()
+
+
+class Resolver:
+    """Host names resolved once per name, on a thread of their own: a slow resolver must never
+    freeze the host's UI or graphics thread (where the plugins' timers run). `lookup` answers at
+    once: the address, or None while the lookup is still running (or failed: see `error`)."""
+
+    def __init__(self) -> None:
+        self.addresses: dict[str, str] = {}
+        self.errors: dict[str, str] = {}
+        self.pending: set[str] = set()
+        self.lookups = 0
+        self._lock = threading.Lock()
+
+    def lookup(self, host: str) -> str | None:
+        try:
+            return str(ipaddress.ip_address(host))  # a literal needs no lookup
+        except ValueError:
+            pass
+        with self._lock:
+            if host in self.addresses:
+                return self.addresses[host]
+            if host in self.pending or host in self.errors:
+                return None
+            self.pending.add(host)
+            self.lookups += 1
+        threading.Thread(target=self._resolve, args=(host,), name="sd-bridge-resolve", daemon=True).start()
+        return None
+
+    def error(self, host: str) -> str:
+        with self._lock:
+            return self.errors.get(host, "")
+
+    def forget(self, host: str) -> None:
+        """Look `host` up again next time (after a failure, or when the user retypes it)."""
+        with self._lock:
+            self.addresses.pop(host, None)
+            self.errors.pop(host, None)
+
+    def _resolve(self, host: str) -> None:
+        try:
+            info = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)
+            address, error = info[0][4][0], ""
+        except (OSError, IndexError) as exc:
+            address, error = None, f"cannot resolve {host!r}: {exc}"
+        with self._lock:
+            self.pending.discard(host)
+            if address is None:
+                self.errors[host] = error
+            else:
+                self.addresses[host] = address
+
+
+class Daemon:
+    """An sd-bridge process a plugin started: its output goes to a log file (so a failure can be
+    read after the window that showed it is gone), its exit is noticed and reported with the last
+    line it wrote, and Stop asks it to shut down cleanly before it is killed. Never waits."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.log_path = ""
+        self.stop_asked_at: float | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, cmd: list[str], log_path: str) -> str:
+        """Start `cmd` (raises OSError if it can't); returns the line to show."""
+        self.log_path = log_path
+        log = open(log_path, "ab")  # noqa: SIM115 - the child holds it; ours closes below
+        try:
+            if os.name == "nt":
+                # Its own process group, so Stop can send it Ctrl+Break; no console window that
+                # closes (taking the error with it) as the daemon dies: the log file keeps it.
+                flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+                self.proc = subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, creationflags=flags
+                )
+            else:
+                self.proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+        finally:
+            log.close()
+        self.stop_asked_at = None
+        return f"started sd-bridge (pid {self.proc.pid}), its log: {log_path}: {' '.join(cmd)}"
+
+    def stop(self, now: float | None = None) -> str:
+        """Ask the daemon to shut down (SIGTERM; Ctrl+Break on Windows); `check` kills it if it
+        hasn't after STOP_GRACE_S."""
+        if not self.running():
+            return "sd-bridge was not started from here" if self.proc is None else self.check() or ""
+        assert self.proc is not None
+        try:
+            if os.name == "nt":
+                os.kill(self.proc.pid, signal.CTRL_BREAK_EVENT)
+            else:
+                self.proc.send_signal(signal.SIGTERM)
+        except OSError:
+            self.proc.kill()
+        self.stop_asked_at = time.monotonic() if now is None else now
+        return f"stopping sd-bridge (pid {self.proc.pid})"
+
+    def check(self, now: float | None = None) -> str | None:
+        """Once the daemon has exited, the line that says how (once); None while it runs."""
+        if self.proc is None:
+            return None
+        code = self.proc.poll()  # reaps it: no zombie
+        if code is None:
+            now = time.monotonic() if now is None else now
+            if self.stop_asked_at is not None and now - self.stop_asked_at > STOP_GRACE_S:
+                self.proc.kill()
+            return None
+        pid, asked, self.proc = self.proc.pid, self.stop_asked_at is not None, None
+        if asked and code in (0, -signal.SIGTERM, 130):
+            return f"sd-bridge stopped (pid {pid}, exit code {code})"
+        last = self.last_line()
+        return f"sd-bridge exited (pid {pid}, exit code {code})" + (f": {last}" if last else "")
+
+    def last_line(self) -> str:
+        """The last non-empty line of the daemon's log (its error, when it failed)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.log_path) - 4096))
+                lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()]
+        except OSError:
+            return ""
+        lines = [ln for ln in lines if ln]
+        return lines[-1] if lines else ""
+
+
+def tracked_daemon(key: str) -> Daemon:
+    """The Daemon a plugin instance (`key`) started, kept in the Python process across a reload of
+    the plugin's code (OBS's Reload, a scene-collection switch, TouchDesigner re-initialising the
+    extension), so a reloaded plugin still knows, stops and doesn't duplicate its daemon."""
+    registry = sys.modules.get("_sd_bridge_daemons")
+    if registry is None:
+        registry = sys.modules["_sd_bridge_daemons"] = types.ModuleType("_sd_bridge_daemons")
+        registry.daemons = {}  # type: ignore[attr-defined]
+    return registry.daemons.setdefault(key, Daemon())  # type: ignore[attr-defined]
+
+
+# --- END SHARED ---
+
 TEXT_SETTLE_S = 0.5
+"""Text (and the seed) is sent once typing has paused this long."""
+TARGET_SETTLE_S = 1.0
+"""A new host or port is used once typing has paused this long (typing 17777 is not 5 targets)."""
+DEBOUNCED = ("seed",)
+"""Numbers typed digit by digit, debounced like text (sliders are not: dragging stays live)."""
 STATUS_PERIOD_S = 2.0
 RECONNECT_AFTER_ASKS = 2
 """A status reply after this many unanswered asks means the daemon came back: send it everything."""
@@ -57,6 +327,8 @@ TIMER_MS = 100
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7000
 DEFAULT_COMMAND = "sd-bridge run"
+NO_PRESET = ""
+NO_PRESET_LABEL = "(none)"
 
 
 # -- OSC on the wire (OSC 1.0: big-endian, 4-byte aligned) -----------------------------------
@@ -126,21 +398,14 @@ def decode_packet(data: bytes) -> list[tuple[str, list]]:
 
 # -- values --------------------------------------------------------------------------------
 def osc_value(kind: str, value: object) -> object:
-    if kind == "float":
-        return float(value)
-    if kind == "int":
-        return int(value)
-    if kind == "bool":
-        return 1 if value else 0
-    return str(value)
+    """A parameter value as the one OSC argument the daemon expects (see `osc_args`)."""
+    return osc_args(kind, value)[0]
 
 
-def split_command(text: str) -> list[str]:
-    """Split a command line the way the platform's shell would (Windows paths keep backslashes)."""
-    if not sys.platform.startswith("win"):
-        return shlex.split(text)
-    words = shlex.split(text, posix=False)
-    return [w[1:-1] if len(w) >= 2 and w[0] == w[-1] == '"' else w for w in words]
+def clean_preset(value: str) -> str:
+    """The preset a stored value names: the "(none)" label an older version of this script (with an
+    editable list, which stores the text shown) saved, or a preset that no longer ships, is none."""
+    return value if value in PRESETS else NO_PRESET
 
 
 def daemon_command(command: str, preset: str, extra: str, port: int) -> list[str]:
@@ -149,7 +414,7 @@ def daemon_command(command: str, preset: str, extra: str, port: int) -> list[str
         raise ValueError("the sd-bridge command is empty")
     if preset:
         args += ["--preset", preset]
-    args += split_command(extra)
+    args += split_command(extra, exists=lambda _p: False)
     if "--osc-port" not in args:
         args += ["--osc-port", str(int(port))]
     return args
@@ -158,46 +423,103 @@ def daemon_command(command: str, preset: str, extra: str, port: int) -> list[str
 class Link:
     """The script's side of the OSC conversation; no OBS calls in here, so it is testable alone."""
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-        self.target = (host, int(port))
+    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, resolver: Resolver | None = None):
+        self.resolver = resolver or Resolver()
+        self.host, self.port = host, int(port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
         self.sock.bind(("0.0.0.0", 0))
         self.sent: dict[str, object] = {}
-        self.pending_text: dict[str, tuple[str, float]] = {}
+        self.pending: dict[str, tuple[object, float]] = {}
+        """Debounced values (text, the seed) waiting for typing to pause: address -> (value, since)."""
+        self.own = OwnEchoes()
         self.last_status = ""
         self.last_error = ""
+        self.send_error = ""
         self.stats: dict[str, object] = {}
-        self.echoes: dict[str, object] = {}
-        self.send_errors = 0
+        self.incoming: dict[str, object] = {}
+        """Values the daemon changed (a preset, another controller, a clamp), for the panel to show."""
         self.values: dict[str, object] = {}
         """The panel's values as last given to `update`, to resend to a daemon that restarted."""
         self.unanswered = 0
         self.connected = False
         """Set by the first `/sd/status` reply (which resends everything: earlier sends may be lost)."""
-        self._last_status_ask = 0.0
+        self.last_answer = -1e9
+        self._last_status_ask = -1e9
+        self._resolved = False
+        """Whether the host's address was known at the last send (a name is looked up first)."""
+        self.notes: list[str] = []
+        """Lines for the Script Log: connection changes and send errors, each once."""
 
-    def retarget(self, host: str, port: int) -> None:
-        target = (host, int(port))
-        if target != self.target:
-            self.target = target
-            self.sent.clear()  # another daemon: tell it everything
+    @property
+    def target(self) -> tuple[str, int]:
+        return self.host, self.port
+
+    def address(self) -> tuple[str, int] | None:
+        """Where to send: an IP address, never a name (sendto with a name resolves every time)."""
+        ip = self.resolver.lookup(self.host)
+        if ip is None:
+            self._resolved = False
+            error = self.resolver.error(self.host)
+            if error:
+                self._note_send_error(error)
+            return None
+        self._resolved = True
+        return ip, self.port
+
+    def retarget(self, host: str, port: int) -> bool:
+        target = (host or DEFAULT_HOST, int(port))
+        if target == self.target:
+            return False
+        self.resolver.forget(target[0])
+        self.host, self.port = target
+        self.sent.clear()  # another daemon: tell it everything
+        self.connected = False
+        self.unanswered = 0
+        self.last_answer = -1e9  # the last answer came from the old target
+        self.notes.append(f"now sending to {self.host}:{self.port}")
+        return True
 
     def close(self) -> None:
         self.sock.close()
 
-    def send(self, address: str, args: list) -> bool:
-        try:
-            self.sock.sendto(encode_message(address, args), self.target)
-            return True
-        except OSError:  # no daemon, no route, full buffer: drop it, never block OBS
-            self.send_errors += 1
-            return False
+    def _note_send_error(self, error: str) -> None:
+        if error != self.send_error:
+            self.send_error = error
+            self.notes.append(f"cannot send to {self.host}:{self.port}: {error}")
 
-    def update(self, values: dict[str, object], now: float | None = None) -> list[str]:
-        """Send what changed; text waits to settle. Returns the addresses sent now."""
+    def send(self, address: str, args: list) -> bool:
+        target = self.address()
+        if target is None:
+            return False
+        try:
+            self.sock.sendto(encode_message(address, args), target)
+        except OSError as exc:  # no daemon, no route, full buffer: drop it, never block OBS
+            self._note_send_error(str(exc))
+            return False
+        if self.send_error:
+            self.send_error = ""
+            self.notes.append(f"sending to {self.host}:{self.port} again")
+        self.own.sent(address, args)
+        return True
+
+    def _send_value(self, address: str, value: object) -> bool:
+        if self.send(address, [value]):
+            self.sent[address] = value
+            return True
+        return False
+
+    def update(
+        self, values: dict[str, object], now: float | None = None, everything: bool = False
+    ) -> list[str]:
+        """Send what changed; text and the seed wait for typing to pause. With `everything` (a new
+        or restarted daemon, "Send everything again") all of the panel goes at once, without the
+        preset: the panel's values are already the preset's where it set them, and a preset sent
+        with them would be applied after them. Returns the addresses sent now."""
         now = time.monotonic() if now is None else now
-        first = not self.sent  # nothing sent yet (new link, new daemon): text goes out at once
+        if everything:
+            self.sent.clear()
+            self.pending.clear()
         self.values.update(values)
         sent = []
         for row in PARAMS:
@@ -205,36 +527,42 @@ class Link:
             if name not in values:
                 continue
             value = osc_value(kind, values[name])
-            if name == "preset" and not value:
-                continue
-            if kind == "str":
+            if name == "preset":
+                value = clean_preset(str(value))
+                if everything or not value or value == self.sent.get(address):
+                    self.sent[address] = value
+                    continue
+                # A choice, not typing: at once, so the values it sets come back into the panel.
+            elif (kind == "str" or name in DEBOUNCED) and not everything:
                 if value != self.sent.get(address):
-                    self.pending_text[address] = (value, now)
+                    self.pending[address] = (value, now)
                 else:
-                    self.pending_text.pop(address, None)
+                    self.pending.pop(address, None)
                 continue
-            if value != self.sent.get(address) and self.send(address, [value]):
-                self.sent[address] = value
+            if value != self.sent.get(address) and self._send_value(address, value):
                 sent.append(address)
-        return sent + self.flush(now, settle=0.0 if first else TEXT_SETTLE_S)
+        return sent + self.flush(now)
 
     def flush(self, now: float | None = None, settle: float = TEXT_SETTLE_S) -> list[str]:
-        """Send text that has not changed for `settle` seconds."""
+        """Send debounced values that have not changed for `settle` seconds."""
         now = time.monotonic() if now is None else now
         sent = []
-        for address, (value, since) in list(self.pending_text.items()):
-            if now - since >= settle and self.send(address, [value]):
-                self.sent[address] = value
-                del self.pending_text[address]
+        for address, (value, since) in list(self.pending.items()):
+            if now - since >= settle and self._send_value(address, value):
+                del self.pending[address]
                 sent.append(address)
         return sent
 
     def poll(self, now: float | None = None, max_packets: int = 64) -> int:
         """Read whatever replies have arrived, without waiting; ask for status now and then."""
         now = time.monotonic() if now is None else now
+        if not self._resolved and self.address() is not None:  # the host name's lookup finished
+            self.update(dict(self.values), now, everything=True)
         if now - self._last_status_ask >= STATUS_PERIOD_S:
             self._last_status_ask = now
             self.unanswered += 1
+            if self.connected and self.unanswered == RECONNECT_AFTER_ASKS + 1:
+                self.notes.append(f"no answer from {self.host}:{self.port}")
             self.send("/sd/status", [])
         handled = 0
         for _ in range(max_packets):
@@ -249,52 +577,95 @@ class Link:
             except ValueError:
                 continue
             for address, args in messages:
-                self.handle(address, args)
+                self.handle(address, args, now)
                 handled += 1
         return handled
 
-    def handle(self, address: str, args: list) -> None:
+    def answering(self, now: float | None = None) -> bool:
+        """Whether a daemon answered on the target lately."""
+        now = time.monotonic() if now is None else now
+        return now - self.last_answer < STATUS_PERIOD_S * (RECONNECT_AFTER_ASKS + 1)
+
+    def handle(self, address: str, args: list, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
         text = " ".join(str(a) for a in args)
         if address == "/sd/error":
             self.last_error = text
-            print(f"[sd-bridge] {text}")
+            self.notes.append(f"the daemon says: {text}")
         elif address == "/sd/status":
             self.last_status = text
+            self.last_answer = now
             if not self.connected or self.unanswered > RECONNECT_AFTER_ASKS:
                 # First contact, or the daemon is back after a silence: it gets the whole panel.
                 self.connected = True
-                self.sent.clear()
-                self.update(dict(self.values))
+                self.notes.append(f"connected to {self.host}:{self.port}")
+                self.update(dict(self.values), now, everything=True)
             self.unanswered = 0
         elif address.startswith("/sd/stats/"):
             self.stats[address[len("/sd/stats/") :]] = args[0] if len(args) == 1 else text
-        elif args:
-            # Another controller changed a parameter: remember it, so our next update of the same
-            # value isn't mistaken for a change (OBS's own fields are not rewritten from here).
-            self.echoes[address] = args[0]
+        elif len(args) == 1:
+            self._echo(address, args[0], now)
+
+    def _echo(self, address: str, value: object, now: float) -> None:
+        """A parameter changed in the daemon. Our own recent sends coming back are skipped; a value
+        set elsewhere (a preset, another controller, a clamp) goes into the panel, unless the user
+        is typing in that field right now."""
+        row = next((r for r in PARAMS if r[1] == address), None)
+        if row is None or address in self.pending or self.own.is_own(address, [value], now):
+            return
+        name, kind = row[0], row[2]
+        if name == "preset":
+            return
+        value = osc_value(kind, value)
+        if self.sent.get(address) == value:
+            return
+        self.sent[address] = value
+        self.values[name] = value
+        self.incoming[name] = value
 
 
 # -- OBS glue ------------------------------------------------------------------------------
 _link: Link | None = None
-_daemon: subprocess.Popen | None = None
+_daemon = tracked_daemon("obs")
+"""Kept across a script reload and a scene-collection switch (see tracked_daemon)."""
 _settings = None
+_closing = False
+_target_wanted: tuple[str, int, float] | None = None
+"""A host/port typed but not yet in use: (host, port, since)."""
+
+_GETTERS = {
+    "float": obs.obs_data_get_double,
+    "int": obs.obs_data_get_int,
+    "bool": obs.obs_data_get_bool,
+    "str": obs.obs_data_get_string,
+}
+_SETTERS = {
+    "float": obs.obs_data_set_double,
+    "int": obs.obs_data_set_int,
+    "bool": obs.obs_data_set_bool,
+    "str": obs.obs_data_set_string,
+}
+
+
+def _log(line: str) -> None:
+    print(f"[sd-bridge] {line}")
 
 
 def _values(settings) -> dict[str, object]:
-    getters = {
-        "float": obs.obs_data_get_double,
-        "int": obs.obs_data_get_int,
-        "bool": obs.obs_data_get_bool,
-        "str": obs.obs_data_get_string,
-    }
-    return {row[0]: getters[row[2]](settings, row[0]) for row in PARAMS}
+    return {row[0]: _GETTERS[row[2]](settings, row[0]) for row in PARAMS}
+
+
+def _target(settings) -> tuple[str, int]:
+    host = obs.obs_data_get_string(settings, "host").strip() or DEFAULT_HOST
+    return host, int(obs.obs_data_get_int(settings, "port"))
 
 
 def script_description() -> str:
     return (
         "<b>sd-bridge</b>: live Stable Diffusion on your video.<br>"
-        "Changes here are sent to the sd-bridge daemon over OSC. Route the video with a Spout or "
-        "NDI filter and source (see docs/OBS.md in the sd-bridge folder)."
+        "Changes here are sent to the sd-bridge daemon over OSC; what the daemon and the script do "
+        "shows in the Script Log. Route the video with a Spout or NDI filter and source (see "
+        "docs/OBS.md in the sd-bridge folder)."
     )
 
 
@@ -318,10 +689,12 @@ def script_properties():
     props = obs.obs_properties_create()
     for name, _address, kind, _default, lo, hi, label in PARAMS:
         if name == "preset":
+            # A plain list stores the chosen item's value; an editable one would store the text
+            # shown, so "(none)" would be sent as a preset name.
             prop = obs.obs_properties_add_list(
-                props, name, label, obs.OBS_COMBO_TYPE_EDITABLE, obs.OBS_COMBO_FORMAT_STRING
+                props, name, label, obs.OBS_COMBO_TYPE_LIST, obs.OBS_COMBO_FORMAT_STRING
             )
-            obs.obs_property_list_add_string(prop, "(none)", "")
+            obs.obs_property_list_add_string(prop, NO_PRESET_LABEL, NO_PRESET)
             for preset in PRESETS:
                 obs.obs_property_list_add_string(prop, preset, preset)
         elif kind == "str":
@@ -344,85 +717,116 @@ def script_properties():
 
 
 def script_load(settings) -> None:
-    global _link, _settings
-    _settings = settings
-    _link = Link(
-        obs.obs_data_get_string(settings, "host") or DEFAULT_HOST, obs.obs_data_get_int(settings, "port")
-    )
-    _link.update(_values(settings))  # the panel is the truth: a running daemon takes its values now
+    global _link, _settings, _closing, _target_wanted
+    _settings, _closing, _target_wanted = settings, False, None
+    preset = obs.obs_data_get_string(settings, "preset")
+    if preset != clean_preset(preset):  # e.g. "(none)" saved by an older version of this script
+        obs.obs_data_set_string(settings, "preset", NO_PRESET)
+    host, port = _target(settings)
+    _link = Link(host, port)
+    _log(f"sending to {host}:{port}")
+    _link.update(_values(settings), everything=True)  # the panel is the truth
     obs.timer_add(_tick, TIMER_MS)
+    obs.obs_frontend_add_event_callback(_on_event)
+    if _daemon.running():
+        _log(f"still tracking the sd-bridge started from here (pid {_daemon.pid})")
 
 
 def script_update(settings) -> None:
-    global _settings
+    global _settings, _target_wanted
     _settings = settings
     if _link is None:
         return
-    _link.retarget(
-        obs.obs_data_get_string(settings, "host") or DEFAULT_HOST, obs.obs_data_get_int(settings, "port")
-    )
+    host, port = _target(settings)
+    # A new host or port is used once typing pauses (see _tick).
+    _target_wanted = (host, port, time.monotonic()) if (host, port) != _link.target else None
     _link.update(_values(settings))
+
+
+def _on_event(event) -> None:
+    global _closing
+    if event in (obs.OBS_FRONTEND_EVENT_SCRIPTING_SHUTDOWN, obs.OBS_FRONTEND_EVENT_EXIT):
+        _closing = True  # OBS is closing: script_unload comes next
 
 
 def script_unload() -> None:
     global _link
-    obs.timer_remove(_tick)
-    if _settings is not None and obs.obs_data_get_bool(_settings, "stop_on_exit"):
-        _stop_daemon()
+    obs.timer_remove(_tick)  # OBS drops a script's timers itself; this keeps it tidy elsewhere
+    if _closing and _settings is not None and obs.obs_data_get_bool(_settings, "stop_on_exit"):
+        _log(_daemon.stop())
+    # A reload, a removal or a scene-collection switch leaves the daemon running.
     if _link is not None:
         _link.close()
         _link = None
 
 
 def _tick() -> None:
-    if _link is not None:
-        _link.flush()
-        _link.poll()
+    global _target_wanted
+    link = _link
+    if link is None:
+        return
+    now = time.monotonic()
+    if _target_wanted is not None and now - _target_wanted[2] >= TARGET_SETTLE_S:
+        host, port, _since = _target_wanted
+        _target_wanted = None
+        if link.retarget(host, port) and _settings is not None:
+            link.update(_values(_settings), now, everything=True)
+    link.flush(now)
+    link.poll(now)
+    if link.incoming and _settings is not None:
+        for name, value in link.incoming.items():
+            kind = next(r[2] for r in PARAMS if r[0] == name)
+            _SETTERS[kind](_settings, name, bool(value) if kind == "bool" else value)
+        link.incoming.clear()
+    for line in link.notes:
+        _log(line)
+    link.notes.clear()
+    note = _daemon.check(now)
+    if note:
+        _log(note)
+        link.last_answer, link.connected = -1e9, False  # what answered was the daemon now gone
 
 
 def _start_daemon(settings) -> str:
-    global _daemon
-    if _daemon is not None and _daemon.poll() is None:
+    if _daemon.running():
         return f"sd-bridge already running (pid {_daemon.pid})"
+    host, port = _target(settings)
+    if _link is not None and _link.answering():
+        return (
+            f"a daemon already answers on {host}:{port}: not starting another (stop it, or change the port)"
+        )
+    if is_local_host(host) and port_in_use(port):
+        return (
+            f"port {port} is taken (another sd-bridge?): not starting another (stop it, or change the port)"
+        )
     try:
         cmd = daemon_command(
             obs.obs_data_get_string(settings, "command") or DEFAULT_COMMAND,
-            obs.obs_data_get_string(settings, "preset"),
+            clean_preset(obs.obs_data_get_string(settings, "preset")),
             obs.obs_data_get_string(settings, "extra"),
-            obs.obs_data_get_int(settings, "port"),
+            port,
         )
-        flags = getattr(subprocess, "CREATE_NEW_CONSOLE", 0) if os.name == "nt" else 0
-        _daemon = subprocess.Popen(cmd, creationflags=flags)
+        log_path = os.path.join(tempfile.gettempdir(), f"sd-bridge-obs-{port}.log")
+        line = _daemon.start(cmd, log_path)
     except (OSError, ValueError) as exc:
         return f"could not start sd-bridge: {exc}"
     if _link is not None:
         _link.connected = False  # a fresh daemon: its first status reply makes it send everything
-    return f"started sd-bridge (pid {_daemon.pid}): {' '.join(cmd)}"
-
-
-def _stop_daemon() -> str:
-    global _daemon
-    if _daemon is None:
-        return "sd-bridge was not started from OBS"
-    if _daemon.poll() is None:
-        _daemon.terminate()  # never waited on: OBS's thread keeps going
-    _daemon = None
-    return "stopped sd-bridge"
+    return line
 
 
 def _on_start(props, prop) -> bool:
     if _settings is not None:
-        print("[sd-bridge] " + _start_daemon(_settings))
+        _log(_start_daemon(_settings))
     return False
 
 
 def _on_stop(props, prop) -> bool:
-    print("[sd-bridge] " + _stop_daemon())
+    _log(_daemon.stop())
     return False
 
 
 def _on_resend(props, prop) -> bool:
     if _link is not None and _settings is not None:
-        _link.sent.clear()
-        _link.update(_values(_settings))
+        _link.update(_values(_settings), everything=True)
     return False

@@ -138,9 +138,11 @@ def fake_obspython() -> types.ModuleType:
     """`obspython` with settings as dicts and the property calls recorded."""
     obs = types.ModuleType("obspython")
     obs.OBS_TEXT_DEFAULT, obs.OBS_TEXT_MULTILINE = 0, 2
-    obs.OBS_COMBO_TYPE_EDITABLE, obs.OBS_COMBO_FORMAT_STRING = 1, 3
+    obs.OBS_COMBO_TYPE_EDITABLE, obs.OBS_COMBO_TYPE_LIST, obs.OBS_COMBO_FORMAT_STRING = 1, 2, 3
+    obs.OBS_FRONTEND_EVENT_EXIT, obs.OBS_FRONTEND_EVENT_SCRIPTING_SHUTDOWN = 17, 36
     obs.properties = []
     obs.timers = []
+    obs.event_callbacks = []
 
     def data_get(kind):
         return lambda data, name: data.get(name, data.get(("default", name), kind()))
@@ -152,8 +154,14 @@ def fake_obspython() -> types.ModuleType:
     obs.obs_data_get_int = data_get(int)
     obs.obs_data_get_double = data_get(float)
     obs.obs_data_get_bool = data_get(bool)
+
+    def data_set(data, name, value):
+        data[name] = value
+
     for kind in ("string", "int", "double", "bool"):
         setattr(obs, f"obs_data_set_default_{kind}", data_set_default)
+        setattr(obs, f"obs_data_set_{kind}", data_set)
+    obs.obs_frontend_add_event_callback = obs.event_callbacks.append
 
     def add(kind):
         def adder(props, name, label, *rest):

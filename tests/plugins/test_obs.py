@@ -110,7 +110,7 @@ def test_poll_reads_status_and_errors_without_blocking(obs_script):
     link = script._link
     # script_load sent the panel, and the daemon echoes every change to every client, the sender
     # too: poll takes those in, and once nothing is waiting it returns at once with 0
-    assert wait_for(lambda: "/sd/guidance" in link.echoes, poll=lambda: link.poll(now=0.0))
+    assert wait_for(lambda: link.connected, poll=lambda: link.poll())
     assert wait_for(lambda: link.poll(now=0.0) == 0)
     assert wait_for(lambda: link.last_status != "", poll=lambda: link.poll(now=1000.5))
     assert float(link.last_status.split()[0]) == STATS["fps"]
@@ -146,18 +146,32 @@ def test_properties_cover_the_table():
 
 
 def test_start_and_stop_the_daemon(obs_script):
-    _store, _server, settings = obs_script
+    _store, server, settings = obs_script
+    assert script._start_daemon(settings).startswith("a daemon already answers") or script._start_daemon(
+        settings
+    ).startswith(f"port {server.address[1]} is taken")
+    settings["port"] = _free_port()  # nobody there
+    script.script_update(settings)
     settings["command"] = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(60)'"
     settings["extra"] = "--source ndi:OBS"
     assert script._start_daemon(settings).startswith("started")
-    proc = script._daemon
+    proc = script._daemon.proc
     assert proc.poll() is None
     assert "--source" in proc.args and "--osc-port" in proc.args
     assert script._start_daemon(settings).startswith("sd-bridge already running")
-    assert script._stop_daemon() == "stopped sd-bridge"
+    assert script._daemon.stop().startswith("stopping sd-bridge")
     assert proc.wait(timeout=5) is not None
+    assert script._daemon.check().startswith("sd-bridge stopped")
     settings["command"] = "/nonexistent/sd-bridge"
     assert script._start_daemon(settings).startswith("could not start")
+
+
+def _free_port() -> int:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
 
 
 def test_loading_the_script_sends_the_panel(daemon):
@@ -177,6 +191,7 @@ def test_a_restarted_daemon_gets_the_panel_again(obs_script):
     store, server, settings = obs_script
     settings["seed"] = 4321
     script.script_update(settings)
+    script._link.flush(settle=0.0)  # as the timer does once typing pauses
     assert wait_for(lambda: store.get("seed") == 4321)
     link, port = script._link, server.address[1]
     server.stop()
@@ -212,5 +227,108 @@ def test_values_set_before_the_daemon_starts_arrive_when_it_answers():
             assert wait_for(
                 lambda: (store.get("seed"), store.get("prompt")) == (77, "before the daemon"), poll=ask
             )
+    finally:
+        link.close()
+
+
+# -- the defects a real OBS showed (tests/plugins/test_obs_real.py checks them in OBS) -------------
+def test_the_none_label_is_no_preset():
+    by_name = {p["name"]: p for p in script.script_properties()}
+    assert by_name["preset"]["rest"][0] == obs.OBS_COMBO_TYPE_LIST  # stores values, not labels
+    assert by_name["preset"]["items"][0] == ("(none)", "")
+    link = script.Link("127.0.0.1", 9)
+    try:
+        assert "/sd/preset" not in link.update({"preset": "(none)", "guidance": 2.0})
+    finally:
+        link.close()
+    settings: dict = {}
+    script.script_defaults(settings)
+    settings.update(port=9, preset="(none)")  # as an older version of the script saved it
+    script.script_load(settings)
+    try:
+        assert settings["preset"] == ""
+        assert script.daemon_command("sd-bridge run", script.clean_preset("(none)"), "", 7000) == [
+            "sd-bridge",
+            "run",
+            "--osc-port",
+            "7000",
+        ]
+    finally:
+        script.script_unload()
+
+
+def test_a_chosen_preset_goes_at_once_and_never_over_the_panel():
+    link = script.Link("127.0.0.1", 9)
+    try:
+        panel = {"preset": "td-spout-roundtrip", "guidance": 3.0, "prompt": "panel"}
+        sent = link.update(panel, now=0.0, everything=True)  # load, reconnect, Send everything again
+        assert "/sd/preset" not in sent and {"/sd/guidance", "/sd/prompt"} <= set(sent)
+        assert link.update({**panel, "preset": "ndi-roundtrip"}, now=1.0) == ["/sd/preset"]  # a choice
+        assert link.update({**panel, "preset": "ndi-roundtrip"}, now=2.0) == []
+    finally:
+        link.close()
+
+
+def test_changes_made_elsewhere_come_back_into_the_panel(obs_script):
+    store, server, settings = obs_script
+    link = script._link
+    assert wait_for(lambda: link.connected, poll=script._tick)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        other.sendto(script.encode_message("/sd/guidance", [9.0]), server.address)
+        assert wait_for(lambda: settings.get("guidance") == 9.0, poll=script._tick)
+        settings["strength"] = 0.9
+        script.script_update(settings)  # our own change: its echo must not be applied twice
+        assert wait_for(lambda: store.get("strength") == pytest.approx(0.9))
+        for _ in range(20):
+            script._tick()
+        assert settings["strength"] == 0.9 and link.sent["/sd/guidance"] == 9.0  # not sent back
+    finally:
+        other.close()
+
+
+def test_stop_on_exit_acts_only_when_obs_closes(daemon):
+    _store, _server = daemon
+    settings: dict = {}
+    script.script_defaults(settings)
+    settings.update(
+        port=_free_port(), command=f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(60)'"
+    )
+    script.script_load(settings)
+    assert script._start_daemon(settings).startswith("started")
+    proc = script._daemon.proc
+    script.script_unload()  # a reload, a removal, a collection switch
+    assert proc.poll() is None
+    script.script_load(settings)  # the reloaded script still knows its daemon
+    assert script._start_daemon(settings) == f"sd-bridge already running (pid {proc.pid})"
+    obs.event_callbacks[-1](obs.OBS_FRONTEND_EVENT_SCRIPTING_SHUTDOWN)  # OBS is closing
+    script.script_unload()
+    assert proc.wait(timeout=5) is not None
+    script._daemon.check()
+
+
+def test_host_and_port_are_used_once_typing_pauses(obs_script, monkeypatch):
+    _store, server, settings = obs_script
+    link = script._link
+    for typed in (1, 17, 177):
+        settings["port"] = typed
+        script.script_update(settings)
+        script._tick()
+    assert link.target == ("127.0.0.1", server.address[1])  # not yet: still typing
+    settings["port"] = server.address[1] + 1
+    script.script_update(settings)
+    monkeypatch.setattr(script, "TARGET_SETTLE_S", 0.0)
+    script._tick()
+    assert link.target == ("127.0.0.1", server.address[1] + 1)
+
+
+def test_send_errors_and_connection_changes_reach_the_log(obs_script, capsys):
+    _store, server, settings = obs_script
+    assert wait_for(lambda: script._link.connected, poll=script._tick)
+    assert f"connected to 127.0.0.1:{server.address[1]}" in capsys.readouterr().out
+    link = script.Link("no-such-host.invalid", 7000)
+    try:
+        assert wait_for(lambda: link.send("/sd/status", []) is False and link.notes)
+        assert link.notes[-1].startswith("cannot send to no-such-host.invalid:7000: cannot resolve")
     finally:
         link.close()

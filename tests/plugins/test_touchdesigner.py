@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import socket
 import sys
 
 import pytest
@@ -121,8 +122,8 @@ def test_status_stats_and_errors_show_on_the_info_page(td):
         lambda: comp.par.Statlatencyp50.val == pytest.approx(41.0), poll=lambda: oscout.pump(ext.OnOSC)
     )
     assert comp.op("stats").rows["dropped"] == STATS["dropped"]
-    comp.par.Preset.val = "../../etc/passwd"
-    ext.OnParValueChange(comp.par.Preset)
+    assert ext_mod.message_for("Preset", "../../etc/passwd") is None  # only presets the menu offers
+    oscout.sendOSC("/sd/preset", ["../../etc/passwd"])
     assert wait_for(lambda: "/sd/preset" in comp.par.Lasterror.val, poll=lambda: oscout.pump(ext.OnOSC))
 
 
@@ -153,25 +154,61 @@ def test_daemon_command_follows_the_route():
         ext_mod.daemon_command("  ", "", "ndi", "a", "b", 7000)
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_start_and_stop_a_daemon_process(td):
-    _store, _server, comp, ext, _oscout = td
+    _store, server, comp, ext, _oscout = td
     sleeper = f"{shlex.quote(sys.executable)} -c 'import time; time.sleep(60)'"
     comp.par.Daemoncmd.val = sleeper
+    ext.OnPulse(types_par("Startdaemon"))  # the test daemon holds the port: not a second one
+    assert (
+        comp.par.Daemonstate.val
+        == f"port {server.address[1]} is taken (another sd-bridge?): not starting another"
+    )
+    comp.par.Port.val = _free_port()
     ext.OnPulse(types_par("Startdaemon"))
-    assert ext.daemon is not None and ext.daemon.poll() is None
-    assert comp.par.Daemonstate.val.startswith("running")
-    proc = ext.daemon
+    assert ext.daemon.running()
+    assert comp.par.Daemonstate.val.startswith("started sd-bridge (pid ")
+    proc = ext.daemon.proc
+    again = ext_mod.SdBridgeExt(comp)  # TouchDesigner re-initialised the extension
+    again.OnPulse(types_par("Startdaemon"))
+    assert comp.par.Daemonstate.val == f"already running (pid {proc.pid})"
     ext.OnPulse(types_par("Stopdaemon"))
     assert proc.wait(timeout=5) is not None
-    assert comp.par.Daemonstate.val == "stopped"
+    assert wait_for(lambda: comp.par.Daemonstate.val.startswith("sd-bridge stopped"), poll=ext.Poll)
 
 
 def test_a_bad_daemon_command_is_reported_not_raised(td):
     _store, _server, comp, ext, _oscout = td
+    comp.par.Port.val = _free_port()
     comp.par.Daemoncmd.val = "/nonexistent/sd-bridge run"
     ext.StartDaemon()
     assert comp.par.Daemonstate.val.startswith("could not start")
-    assert ext.daemon is None
+    assert not ext.daemon.running()
+
+
+def test_a_daemon_that_exits_at_once_says_why(td):
+    _store, _server, comp, ext, _oscout = td
+    comp.par.Port.val = _free_port()
+    fail = "import sys; print('error: cannot open source spout:TDSpoutOut'); sys.exit(1)"
+    comp.par.Daemoncmd.val = f'{shlex.quote(sys.executable)} -c "{fail}"'
+    ext.StartDaemon()
+    assert wait_for(
+        lambda: "exit code 1): error: cannot open source" in comp.par.Daemonstate.val, poll=ext.Poll
+    )
+
+
+def test_resync_never_sends_the_preset_over_the_pages(td):
+    _store, _server, comp, ext, oscout = td
+    comp.par.Preset.val = "td-spout-roundtrip"
+    ext.SendAll()
+    assert "/sd/preset" not in [a for a, _ in oscout.sent]
+    ext.OnParValueChange(comp.par.Preset)  # choosing one sends it
+    assert oscout.sent[-1] == ("/sd/preset", ["td-spout-roundtrip"])
 
 
 def test_the_table_covers_the_issue_pages():
