@@ -171,6 +171,11 @@ _ENGINE_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "accel": ("accel", _choice("auto", "torch", "compile", "tensorrt")),
     "dtype": ("dtype", _choice("auto", "float16", "float32")),
     "device": ("device", _str),
+    # temporal stability (issue 18)
+    "feedback": ("feedback", _param("feedback")),
+    "cache_attention": ("cache_attention", _param("cache_attention")),
+    "cache_frames": ("cache_frames", _param("cache_frames")),
+    "cache_interval": ("cache_interval", _param("cache_interval")),
 }
 _RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "engine": _choice("stream", "passthrough"),

@@ -42,6 +42,13 @@ class EngineConfig:
     transition_frames: int = 0
     """Frames a prompt change takes to morph into the new one (0 cuts at once)."""
     transition_curve: Literal["linear", "slerp"] = "slerp"
+    feedback: float = 0.0
+    """Latent feedback 0..1: how much of the previous output's latent enters each new frame."""
+    cache_attention: bool = False
+    """Cached attention: self-attention also attends to K/V of up to `cache_frames` earlier frames."""
+    cache_frames: int = 4
+    cache_interval: int = 1
+    """Every how many frames the attention cache takes a new frame."""
     vae: Literal["tiny", "full"] = "tiny"
     """`tiny` uses TAESD (AutoencoderTiny); `full` the model's own VAE."""
     tiny_vae: str = "madebyollin/taesd"

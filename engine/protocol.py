@@ -26,6 +26,11 @@ LIVE_KEYS: tuple[str, ...] = (
     "transition_frames",
     "transition_curve",
     "regions",
+    # temporal stability (issue 18, engine/temporal)
+    "feedback",
+    "cache_attention",
+    "cache_frames",
+    "cache_interval",
 )
 """Every key `FrameEngine.update` accepts; anything else is a ValueError."""
 
@@ -50,7 +55,8 @@ class FrameEngine(Protocol):
 
         Keys: prompt (str or list of (str, weight)), negative_prompt, guidance_scale, delta,
         seed (int or list of (int, weight)), t_index_list, strength, similarity_filter,
-        similarity_threshold, max_skip_frame, transition_frames. Unknown keys raise ValueError.
+        similarity_threshold, max_skip_frame, transition_frames, feedback, cache_attention,
+        cache_frames, cache_interval. Unknown keys raise ValueError.
         """
         ...
 

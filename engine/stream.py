@@ -26,6 +26,7 @@ from .protocol import LIVE_KEYS
 from .regions.conditioning import build_conditioning
 from .schedule import StageCoefficients, stage_coefficients, t_index_from_strength, validate_t_index_list
 from .similarity import SimilarityFilter
+from .temporal import TEMPORAL_KEYS, Temporal
 
 CFG_TYPES = ("none", "full", "self", "initialize")
 MAX_TRANSITION = 100_000
@@ -175,6 +176,13 @@ class StreamEngine:
         self._negative_embeds = self._encoder.encode(self.negative_prompt)
         self._noise_gen = torch.Generator(device=self.device)
         self._counters = {"frames": 0, "skipped": 0, "calls": 0, "unet_calls": 0}
+        # temporal stability (issue 18): latent feedback and cached attention, see engine/temporal
+        self._temporal = Temporal(
+            self.unet, self.frame_buffer_size, self.latent_shape, self.device, self.dtype, self._inv_scaling
+        )
+        self._temporal.apply(
+            self._validate({k: getattr(config, k) for k in TEMPORAL_KEYS if hasattr(config, k)})
+        )
         self._build(live["t_index_list"])
 
     # -- building ------------------------------------------------------------------------------
@@ -213,6 +221,7 @@ class StreamEngine:
         self._noise_gen.manual_seed(normalize_seed(self.seed)[0][0])
         self._last: torch.Tensor | None = None
         self._force = n
+        self._temporal.reset()  # issue 18: a restarted stream blends and attends to nothing old
 
     def _alloc_batches(self) -> None:
         f, n, g = self.frame_buffer_size, self._n, self._conditioning.groups
@@ -301,12 +310,14 @@ class StreamEngine:
                 if prof:
                     self.last_timings = {"encode": 0.0, "unet": 0.0, "decode": 0.0, "total": 0.0}
                 return self._last
-            latents = self.vae_encode_fn(images)
+            latents = self._temporal.entry(self.vae_encode_fn(images))  # issue 18: latent feedback
             torch.addcmul(self._rows.beta_noise[:f], self._rows.alpha_in[:f], latents, out=entry)
         t1 = self._clock() if prof else 0.0
         if self._transition.active:
             self._write_text(self._transition.advance())
+        self._temporal.begin_frame()  # issue 18: the cached attention's frame clock
         x0 = self._denoise_batch() if self.use_denoising_batch else self._denoise_sequential()
+        self._temporal.end_frame(x0)  # x0 stays untouched until the next frame's entry is made
         t2 = self._clock() if prof else 0.0
         decoded = self.vae_decode_fn(x0 if self._inv_scaling == 1.0 else x0 * self._inv_scaling)
         out = decoded.mul(0.5).add_(0.5).clamp_(0.0, 1.0)
@@ -365,6 +376,7 @@ class StreamEngine:
         x0 = self._x0
         for i, b in enumerate(self._stages):
             r = self._stage_rows[i]
+            self._temporal.stream(i)  # issue 18: each stage has its own attention cache
             pred = self.unet_fn(*b.inputs(guided))
             self._counters["unet_calls"] += 1
             eps = self._guide(pred, b, stock, guided, None)
@@ -401,7 +413,8 @@ class StreamEngine:
         seed (int or [(seed, weight), ...]), t_index_list (same length: new coefficients; another
         length: the stream restarts), strength (0..1, mapped onto t_index_list keeping its length),
         similarity_filter, similarity_threshold, max_skip_frame, transition_frames, transition_curve,
-        regions (list of `engine.regions.Brush` or dicts; [] or None: one prompt for the whole frame).
+        regions (list of `engine.regions.Brush` or dicts; [] or None: one prompt for the whole frame),
+        feedback (0..1), cache_attention, cache_frames (1..8), cache_interval (see engine/temporal).
         """
         unknown = sorted(set(params) - set(LIVE_KEYS))
         if unknown:
@@ -455,10 +468,14 @@ class StreamEngine:
                 if value not in ("linear", "slerp"):
                     raise ValueError(f"transition_curve must be linear or slerp, got {value!r}")
                 out[key] = value
+            elif key in TEMPORAL_KEYS:  # issue 18
+                out[key] = self._temporal.validate(key, value)
+                if key == "cache_attention" and out[key]:
+                    self._check_cache_backend()
         return out
 
     def _apply(self, live: dict[str, Any], target, negative) -> None:
-        changes_output = False
+        changes_output = self._temporal.apply(live)  # issue 18: feedback, cached attention
         if "transition_frames" in live:
             self.transition_frames = live["transition_frames"]
         if "transition_curve" in live:
@@ -526,6 +543,7 @@ class StreamEngine:
     def _swap_conditioning(self, conditioning: TextConditioning) -> None:
         old = self._conditioning
         self._conditioning = conditioning
+        self._temporal.set_conditioning(conditioning)  # issue 18: each brush's own feedback
         if conditioning.groups == old.groups:  # same batch layout: only the text rows change
             self._write_text(self._transition.current)
             return
@@ -533,6 +551,7 @@ class StreamEngine:
             self._alloc_batches()
         except Exception:
             self._conditioning = old
+            self._temporal.set_conditioning(old)
             self._alloc_batches()
             raise
 
@@ -559,9 +578,18 @@ class StreamEngine:
             self._build(self.t_index_list)
             self._filter.reset()
 
+    def _check_cache_backend(self) -> None:
+        """Cached attention lives in the torch UNet's processors, which a TensorRT engine bypasses."""
+        status = getattr(self, "accel_status", None)
+        if status is not None and getattr(status, "active", None) == "tensorrt":
+            raise ValueError(
+                "cache_attention isn't exported to TensorRT yet; use --accel torch or compile for it"
+            )
+
     def stats(self) -> dict[str, Any]:
         return {
             **self._counters,
+            **self._temporal.stats(),
             "prompt_encodes": self._encoder.encode_count,
             "lag": self.lag,
             "t_index_list": list(self.t_index_list),

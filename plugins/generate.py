@@ -52,6 +52,10 @@ LABELS = {
     "bypass": "Bypass",
     "pause": "Pause",
     "preset": "Preset",
+    "feedback": "Feedback",
+    "cache_attention": "Cached attention",
+    "cache_frames": "Cache frames",
+    "cache_interval": "Cache interval",
 }
 
 # Which parameters each plugin shows, grouped into pages (TouchDesigner) in display order.
@@ -60,8 +64,22 @@ TD_PAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Diffusion", ("guidance", "delta", "strength", "seed")),
     ("Filter", ("filter.enabled", "filter.threshold", "filter.max_skip")),
     ("Show", ("bypass", "pause", "preset")),
+    ("Temporal", ("feedback", "cache_attention", "cache_frames", "cache_interval")),
 )
-OBS_NAMES = ("prompt", "negative_prompt", "guidance", "delta", "strength", "seed", "preset", "bypass")
+TOGGLE_NAMES = ("bypass", "pause", "filter.enabled", "cache_attention")
+"""On/off parameters the controller layouts show as toggle buttons."""
+OBS_NAMES = (
+    "prompt",
+    "negative_prompt",
+    "guidance",
+    "delta",
+    "strength",
+    "seed",
+    "preset",
+    "bypass",
+    "feedback",
+    "cache_attention",
+)
 
 STATS: tuple[tuple[str, str], ...] = tuple((f.name, f.name.replace("/", " ")) for f in STAT_FIELDS)
 """The `/sd/stats/<name>` values the daemon pushes (to `/sd/subscribe`rs), with a short label."""
@@ -238,7 +256,7 @@ def osc_session() -> dict[str, object]:
             typeTags="i",
             comments=PARAMS_BY_NAME[name].doc,
         )
-        for name in ("bypass", "pause", "filter.enabled")
+        for name in TOGGLE_NAMES
     ]
     presets = [
         _widget(
@@ -324,7 +342,7 @@ def touchosc_mapping() -> str:
             f"| {LABELS.get(p.name, p.name)} | Fader | `{p.address}/norm` | float | 0..1 "
             f"(daemon maps to {p.minimum:g}..{p.maximum:g}) |"
         )
-    for name in ("bypass", "pause", "filter.enabled"):
+    for name in TOGGLE_NAMES:
         lines.append(f"| {LABELS[name]} | Button (toggle) | `{PARAMS_BY_NAME[name].address}` | int | 0 / 1 |")
     seed = PARAMS_BY_NAME["seed"]
     lines.append(f"| Seed | Label + Encoder or Text | `{seed.address}` | int | 0..{int(seed.maximum)} |")

@@ -398,6 +398,49 @@ PARAMS: tuple[Param, ...] = (
         "Switch to a model listed by the configuration or presets (rebuilds in the background). "
         "The runtime refuses any name not on that list: a path or hub id sent over OSC is never loaded.",
     ),
+    # -- temporal stability (issue 18, engine/temporal, docs/TEMPORAL.md) --
+    Param(
+        "feedback",
+        Kind.FLOAT,
+        0.0,
+        Cost.FRAME,
+        "Latent feedback: how much of the previous output enters each new frame (0 off, ~0.4 calm). "
+        "With regional prompts on, the background's value.",
+        0.0,
+        1.0,
+        clamp=True,
+        engine_key="feedback",
+    ),
+    Param(
+        "cache_attention",
+        Kind.BOOL,
+        False,
+        Cost.FRAME,
+        "Cached attention: self-attention also attends to earlier frames' keys/values (StreamV2V).",
+        engine_key="cache_attention",
+    ),
+    Param(
+        "cache_frames",
+        Kind.INT,
+        4,
+        Cost.FRAME,
+        "Earlier frames the attention cache holds (1..8; a change empties the cache).",
+        1,
+        8,
+        clamp=True,
+        engine_key="cache_frames",
+    ),
+    Param(
+        "cache_interval",
+        Kind.INT,
+        1,
+        Cost.FRAME,
+        "Every how many frames the attention cache takes a new frame.",
+        1,
+        1000,
+        clamp=True,
+        engine_key="cache_interval",
+    ),
 )
 
 from .region_params import REGION_PARAMS  # noqa: E402  (it builds on Param and Kind above)

@@ -11,6 +11,8 @@ strength   f 0..1     mix of the brush's prompt with the background prompt (1 = 
 alpha      f 0..1     opacity of the mask
 blur       f 0..64    Gaussian blur of the mask's edge (std. dev. in output pixels)
 rect       f f f f    x y w h, normalised 0..1 from the top-left corner
+feedback   f 0..1     latent feedback inside the brush's mask (0 = reactive; the background's
+                      value is ``/sd/feedback``)
 mask       s          ``rect`` (default), ``ellipse`` (inside the rect), a PNG name from the
                       masks folder (``left.png``), or ``source:<channel>`` for a channel of
                       the mask source's newest frame (alpha, luma, red, green, blue)
@@ -115,6 +117,16 @@ def _slot_params(n: int) -> tuple[Param, ...]:
             0.0,
             1.0,
         ),
+        Param(
+            base + "feedback",
+            Kind.FLOAT,
+            0.0,
+            Cost.FRAME,
+            f"Brush {n}: latent feedback inside its mask (the background keeps /sd/feedback).",
+            0.0,
+            1.0,
+            clamp=True,
+        ),
         MaskSpecParam(
             base + "mask",
             Kind.STR,
@@ -179,6 +191,7 @@ def build_regions(
                 "blur": float(values.get(base + "blur", 8.0)),
                 "alpha": float(values.get(base + "alpha", 1.0)),
                 "strength": float(values.get(base + "strength", 1.0)),
+                "feedback": float(values.get(base + "feedback", 0.0)),
             }
         )
     return out
@@ -239,7 +252,7 @@ class RegionFeed:
         return built.regions
 
 
-_PRESET_FIELDS = ("prompt", "enabled", "strength", "alpha", "blur", "rect", "mask")
+_PRESET_FIELDS = ("prompt", "enabled", "strength", "alpha", "blur", "rect", "mask", "feedback")
 _BY_NAME = {p.name: p for p in REGION_PARAMS}
 
 

@@ -25,6 +25,8 @@ class Brush:
     - ``alpha``: scales the mask (0 = brush has no effect, 1 = full weight).
     - ``strength``: mixes the prompt's embedding with the background prompt's
       (0 = background prompt, 1 = only this brush's prompt).
+    - ``feedback``: latent feedback inside the mask, 0..1 (the background's is the engine's own
+      `feedback`; see engine/temporal/feedback.py).
     """
 
     prompt: str
@@ -32,6 +34,7 @@ class Brush:
     blur: float = 0.0
     alpha: float = 1.0
     strength: float = 1.0
+    feedback: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or len(self.prompt) > MAX_PROMPT_CHARS or "\x00" in self.prompt:
@@ -40,6 +43,7 @@ class Brush:
         object.__setattr__(self, "blur", _number("blur", self.blur, 0.0, 1000.0))
         object.__setattr__(self, "alpha", _number("alpha", self.alpha, 0.0, 1.0))
         object.__setattr__(self, "strength", _number("strength", self.strength, 0.0, 1.0))
+        object.__setattr__(self, "feedback", _number("feedback", self.feedback, 0.0, 1.0))
 
 
 def _number(name: str, value: Any, lo: float, hi: float) -> float:
@@ -50,7 +54,7 @@ def _number(name: str, value: Any, lo: float, hi: float) -> float:
     return float(value)
 
 
-_FIELDS = ("prompt", "mask", "blur", "alpha", "strength")
+_FIELDS = ("prompt", "mask", "blur", "alpha", "strength", "feedback")
 
 
 def as_brush(item: Brush | Mapping[str, Any]) -> Brush:

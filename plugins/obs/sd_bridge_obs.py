@@ -53,6 +53,8 @@ PARAMS = (
     ("seed", "/sd/seed", "int", 2, 0, 2147483647, "Seed"),
     ("preset", "/sd/preset", "str", "", None, None, "Preset"),
     ("bypass", "/sd/bypass", "bool", False, None, None, "Bypass"),
+    ("feedback", "/sd/feedback", "float", 0.0, 0.0, 1.0, "Feedback"),
+    ("cache_attention", "/sd/cache_attention", "bool", False, None, None, "Cached attention"),
 )
 PRESETS = (
     "lcm-sd15-2step",
