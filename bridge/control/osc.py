@@ -2,12 +2,14 @@
 
 Threads, so the frame loop is never blocked: one receives and validates packets and writes the
 store (the runtime drains it between frames); one sends feedback (echoes of accepted changes,
-coalesced, and the `/sd/stats/...` push). Packets are parsed with python-osc's `OscPacket` and
-routed from our own address table (`osc_map`), not python-osc's Dispatcher: the Dispatcher's
-default `strict_timing=True` sleeps until a bundle's timetag, and it silently swallows
-malformed packets. Here bundles are applied at once whatever their timetag (TouchDesigner
-timestamps what it sends, and clock skew would withhold it), all of a bundle's changes in one
-`ParamStore.update`, and every refusal gets a log line and an `/sd/error` reply.
+coalesced, and the `/sd/stats/...` push). Packets are read strictly by `osc_wire` (every
+length and type tag checked before a value is used; python-osc zero-pads a float cut short and
+reads a blob of negative size as empty text) and routed from our own address table (`osc_map`),
+not python-osc's Dispatcher: the Dispatcher's default `strict_timing=True` sleeps until a
+bundle's timetag, and it silently swallows malformed packets. Here bundles are applied at once
+whatever their timetag (TouchDesigner timestamps what it sends, and clock skew would withhold
+it), all of a bundle's changes in one `ParamStore.update`, and every refusal gets a log line
+and an `/sd/error` reply. A flood is read but not parsed packet by packet: see `osc_inbox`.
 """
 
 from __future__ import annotations
@@ -15,20 +17,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import select
 import socket
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket
 
 from . import osc_map, osc_stats
 from .netallow import allowed, parse_allow
+from .osc_inbox import Inbox
+from .osc_wire import MalformedPacket, parse_packet, signature
 from .params import ParamError
 from .store import Failure, ParamStore
 from .throttle import ThrottledLog, TokenBucket
@@ -46,6 +49,18 @@ STATS_RATE_RANGE = (0.5, 30.0)
 ERROR_REPLIES_PER_S = 50.0
 ECHO_PERIOD = 0.01
 """Echoes are coalesced over this many seconds: a flood echoes its newest value, not every one."""
+WORK_BUDGET = 0.002
+"""Seconds of parsing per turn of the receive loop, at most (what is left waits, coalescing)."""
+DUTY = 0.25
+"""The share of time the receive thread may be busy under a flood (it pauses for the rest)."""
+MIN_PAUSE = 0.002
+"""Pause after each busy turn, so a flood's packets pile up and coalesce instead of each being parsed."""
+MAX_BURST = 1024
+"""Datagrams read per turn, at most."""
+MAX_PENDING = 256
+"""Different datagrams (keys) one client may have waiting; more are refused as a flood."""
+TURN = 16
+"""Datagrams of one client parsed before the next client's turn."""
 
 Client = tuple[str, int]
 
@@ -86,6 +101,8 @@ class OscServer:
         self.advertise = advertise
         self.name = name
         self.routes = osc_map.build_routes(store.params.values())
+        self._route_keys = frozenset(address.encode("ascii") for address in self.routes)
+        self._inbox: Inbox[Client] = Inbox(MAX_PENDING)
 
         self.accepted = 0
         """Messages that changed a parameter or were answered."""
@@ -133,7 +150,7 @@ class OscServer:
             if hasattr(socket, "SIO_UDP_CONNRESET"):  # Windows: a closed client port must not kill recvfrom
                 sock.ioctl(socket.SIO_UDP_CONNRESET, False)  # type: ignore[attr-defined]
             sock.bind((self.host, self.port))
-            sock.settimeout(0.2)
+            sock.setblocking(False)  # the receive loop waits in select() and reads bursts
         except OSError as exc:
             sock.close()
             raise OSError(f"cannot listen for OSC on {self.host}:{self.port}: {exc.strerror or exc}") from exc
@@ -209,28 +226,50 @@ class OscServer:
 
     # -- receiving ---------------------------------------------------------------------------
     def _receive_loop(self) -> None:
+        """Read what arrived, file it in the inbox, parse within a budget, pause; repeat.
+
+        The pause after a busy turn is what bounds the OSC work per frame interval: the thread
+        holds the GIL at most about `DUTY` of the time, and packets that arrive meanwhile wait
+        in the kernel's buffer, where a newer one of the same address replaces an older one
+        once read (see `osc_inbox`). A lone message is handled at once (no pause before it).
+        """
         sock = self._sock
         assert sock is not None
         while not self._stop.is_set():
             try:
-                data, sender = sock.recvfrom(65536)
-            except (TimeoutError, ConnectionResetError):
-                continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                continue
+                ready, _, _ = select.select([sock], [], [], 0.0 if len(self._inbox) else 0.2)
+            except (OSError, ValueError):  # closed under us by stop()
+                return
             if self._stop.is_set():
                 return
-            try:
-                self.handle_packet(data, sender[:2])
-            except Exception as exc:  # never let one packet end the server
-                self.rejected += 1
-                message = f"OSC: internal error on a packet from {sender[0]}: {exc!r}"
-                self._throttled.warning("internal", message)
+            if not ready and not len(self._inbox):
+                continue
+            started = time.monotonic()
+            self._read_burst(sock)
+            self._work(started + WORK_BUDGET)
+            busy = time.monotonic() - started
+            self._stop.wait(max(MIN_PAUSE, busy * (1.0 - DUTY) / DUTY))
 
-    def handle_packet(self, data: bytes, sender: tuple[str, int]) -> None:
-        """Validate and apply one datagram from `sender` (runs on the receive thread)."""
+    def _read_burst(self, sock: socket.socket) -> None:
+        """Read up to MAX_BURST waiting datagrams without blocking and file them."""
+        for _ in range(MAX_BURST):
+            try:
+                data, sender = sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError, TimeoutError, ConnectionResetError):
+                return
+            except OSError:
+                return
+            self._intake(data, sender[:2])
+
+    def _work(self, deadline: float) -> None:
+        """Parse and apply filed datagrams, clients in turns, until the inbox is empty or `deadline`."""
+        for client, data in self._inbox.take(TURN):
+            self._apply_safely(data, client)
+            if time.monotonic() >= deadline:
+                return
+
+    def _intake(self, data: bytes, sender: tuple[str, int]) -> None:
+        """The cheap checks every datagram gets (allow list, size); then file it unparsed."""
         ip = sender[0]
         if self.allow is not None and not allowed(ip, self.allow):
             self.dropped_not_allowed += 1
@@ -242,28 +281,57 @@ class OscServer:
             message = f"packet of {len(data)} bytes refused: at most {MAX_PACKET}"
             self._refuse(client, message, key="oversized")
             return
+        if not self._inbox.put(client, self._coalesce_key(data), data):
+            message = f"flood: {MAX_PENDING} different messages already waiting from this client; dropped one"
+            self._refuse(client, message, key="flood")
+
+    def _coalesce_key(self, data: bytes) -> Hashable:
+        """What a newer datagram must share to replace this one unread: its `signature` (the
+        same parameter addresses, type tags and size, so only the values differ); questions
+        and anything unknown only coalesce with an identical datagram."""
+        sig = signature(data)
+        if sig is not None and all(a in self._route_keys for a in _addresses(sig)):
+            return sig
+        return ("other", data)
+
+    @property
+    def coalesced(self) -> int:
+        """Datagrams replaced, unparsed, by a newer one with the same address (a flood's excess)."""
+        return self._inbox.coalesced
+
+    def handle_packet(self, data: bytes, sender: tuple[str, int]) -> None:
+        """Check, file and apply one datagram from `sender` at once (what the receive thread does)."""
+        self._intake(data, sender)
+        self._work(float("inf"))
+
+    def _apply_safely(self, data: bytes, client: Client) -> None:
         try:
-            problem = packet_problem(data)
-            if problem:
-                raise ValueError(problem)
-            messages = [timed.message for timed in OscPacket(data).messages]
-        except Exception as exc:
-            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-            self._refuse(client, f"malformed OSC packet ({len(data)} bytes): {reason}", key="malformed")
+            self._apply(data, client)
+        except Exception as exc:  # never let one packet end the server
+            self.rejected += 1
+            self._throttled.warning("internal", f"OSC: internal error on a packet from {client[0]}: {exc!r}")
+
+    def _apply(self, data: bytes, client: Client) -> None:
+        """Parse one datagram strictly and apply it: all of a bundle's changes in one update."""
+        try:
+            messages = parse_packet(data)
+        except MalformedPacket as exc:
+            self._refuse(client, f"malformed OSC packet ({len(data)} bytes): {exc}", key="malformed")
             return
         changes: dict[str, Any] = {}
         for message in messages:
             address = message.address
             command = _COMMANDS.get(address)
             if command is not None:
-                command(self, client, list(message.params))
+                command(self, client, list(message.args))
                 continue
             route = self.routes.get(address)
             if route is None:
                 self._refuse(client, f"unknown address {_short(address)}; see /sd/get or docs/OSC.md")
                 continue
             try:
-                decoded = osc_map.decode(route, list(message.params))
+                osc_map.check_tags(route, message.tags)
+                decoded = osc_map.decode(route, list(message.args))
                 value = self.store.validate(decoded.name, decoded.value)
             except ParamError as exc:
                 self._refuse(client, str(exc))
@@ -447,67 +515,18 @@ _COMMANDS: dict[str, Callable[[OscServer, Client, list[Any]], None]] = {
 COMMANDS: tuple[str, ...] = tuple(_COMMANDS)
 
 
-BUNDLE_PREFIX = b"#bundle\x00"
-MAX_BUNDLE_DEPTH = 8
-TYPE_TAGS = frozenset("ihfdsbrmtTFN[]")
-"""The argument types python-osc decodes; it skips others with a warning on the root logger."""
-
-
-def packet_problem(dgram: bytes, depth: int = 0) -> str | None:
-    """What python-osc would skip or mishandle in a packet, or None; checked before it parses.
-
-    python-osc drops an unknown type tag, or a bundle element that is neither message nor bundle,
-    with a warning on the root logger (a flood of those would flood the log, and the sender would
-    never hear why), and recurses without limit into nested bundles.
-    """
-    if not dgram.startswith(BUNDLE_PREFIX):
-        return _message_problem(dgram)
-    if depth > MAX_BUNDLE_DEPTH:
-        return f"bundles nested deeper than {MAX_BUNDLE_DEPTH}"
-    if len(dgram) < 16:
-        return "bundle header truncated"
-    index = 16  # "#bundle\0" and the timetag
-    while index < len(dgram):
-        if index + 4 > len(dgram):
-            return "bundle element size truncated"
-        (size,) = struct.unpack_from(">i", dgram, index)
-        index += 4
-        if size <= 0 or index + size > len(dgram):
-            return f"bundle element of {size} bytes does not fit the packet"
-        content = dgram[index : index + size]
-        index += size
-        if not content.startswith((BUNDLE_PREFIX, b"/")):
-            return "bundle element is neither a message nor a bundle"
-        problem = packet_problem(content, depth + 1)
-        if problem:
-            return problem
-    return None
-
-
-def _message_problem(dgram: bytes) -> str | None:
-    if not dgram.startswith(b"/"):
-        return None  # python-osc refuses it with a clear reason
-    end = dgram.find(b"\x00")
-    if end < 0:
-        return "address not terminated"
-    start = (end // 4 + 1) * 4
-    if start >= len(dgram):
-        return None  # no type tags: no arguments
-    end = dgram.find(b"\x00", start)
-    tags = dgram[start : end if end >= 0 else len(dgram)]
-    if not tags.startswith(b","):
-        return "type tags must start with ','"
-    unknown = set(tags[1:].decode("latin-1")) - TYPE_TAGS
-    if unknown:
-        return f"unsupported OSC type tag {sorted(unknown)[0]!r}"
-    return None
-
-
 def _message(address: str, args: Iterable[Any]) -> Any:
     builder = OscMessageBuilder(address)
     for arg in args:
         builder.add_arg(arg)
     return builder.build()
+
+
+def _addresses(sig: tuple) -> list[bytes]:
+    """The addresses in a message's or bundle's `signature`."""
+    if sig and isinstance(sig[0], bytes):
+        return [sig[0]]
+    return [a for element in sig for a in _addresses(element)]
 
 
 def _short(text: str) -> str:

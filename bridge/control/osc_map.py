@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .osc_wire import TAG_NAMES
 from .params import PARAMS, Kind, Param, ParamError
 
 NORM = "/norm"
@@ -38,6 +39,18 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
 
 SINGLE = (Kind.FLOAT, Kind.INT, Kind.BOOL, Kind.STR)
 """Kinds that take exactly one OSC argument."""
+LISTS = (Kind.INT_LIST, Kind.INT_PAIR, Kind.FLOAT_LIST, Kind.WEIGHTED_STR, Kind.WEIGHTED_INT)
+"""Kinds that take several arguments, or one OSC array `[...]` holding them."""
+VARIABLE = (Kind.INT_LIST, Kind.FLOAT_LIST, Kind.WEIGHTED_STR, Kind.WEIGHTED_INT)
+"""List kinds whose length varies (OSCQuery shows them as an array of the current length)."""
+
+NUMBER_TAGS = "ifhd"
+"""OSC type tags a number may come as: int32, float32, int64, float64."""
+TEXT_TAGS = "s"
+BOOL_TAGS = NUMBER_TAGS + "TF" + TEXT_TAGS
+"""A boolean: 0/1 as any number, OSC true/false, or the words on/off/true/false."""
+ACCEPTED_TAGS: dict[str, str] = {"a number": NUMBER_TAGS, "text": TEXT_TAGS, "a boolean": BOOL_TAGS}
+"""What each kind of argument may be sent as; every other tag (b, r, m, c, t, N, I, S) is refused."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,36 @@ ROUTES: dict[str, Route] = build_routes()
 class Decoded:
     name: str
     value: Any
+
+
+def _role(route: Route, position: int) -> str:
+    """Whether argument `position` of a message to `route` is a number, text or a boolean."""
+    k = route.param.kind
+    if route.norm:
+        return "a number"
+    if k is Kind.BOOL:
+        return "a boolean"
+    if k is Kind.STR or (k is Kind.WEIGHTED_STR and position % 2 == 0):
+        return "text"
+    return "a number"
+
+
+def check_tags(route: Route, tags: str) -> None:
+    """Refuse a message whose OSC type tags this address does not take (ParamError, one line).
+
+    Lists may come as separate arguments or as one OSC array; a blob is never text, an RGBA
+    colour or MIDI message never a number. The count is left to `decode`, which says it better.
+    """
+    inner = tags
+    if route.param.kind in LISTS and not route.norm and tags.startswith("[") and tags.endswith("]"):
+        inner = tags[1:-1]
+    for position, tag in enumerate(inner):
+        role = _role(route, position)
+        if tag not in ACCEPTED_TAGS[role]:
+            what = TAG_NAMES.get(tag, "an unknown type")
+            raise ParamError(
+                f"{route.address} expects {route.expects()}, got an OSC {what} (type tag {tag!r})"
+            )
 
 
 def decode(route: Route, args: Sequence[Any]) -> Decoded:
@@ -118,7 +161,10 @@ def encode(p: Param, value: Any) -> list[Any]:
 
 
 def type_tags(p: Param, value: Any = None) -> str:
-    """OSC type tags of the arguments, e.g. `f`, `ii`, `sfsf`, for the value given (or the default)."""
+    """OSC type tags of the arguments, e.g. `f`, `ii`, `sfsf`, for the value given (or the default).
+
+    This is what `encode` sends: lists as separate arguments, as many as the value holds.
+    """
     value = p.default if value is None else value
     k = p.kind
     if k is Kind.FLOAT:
@@ -135,6 +181,18 @@ def type_tags(p: Param, value: Any = None) -> str:
         return "f" * max(1, len(value or [0]))
     pairs = max(1, len(value or [None]))
     return ("sf" if k is Kind.WEIGHTED_STR else "if") * pairs
+
+
+def query_type(p: Param, value: Any) -> str:
+    """The OSCQuery TYPE of a parameter holding `value`.
+
+    OSCQuery ties the length of VALUE and RANGE to TYPE and has no variable-length form, so a
+    list whose length varies (`/sd/t_index`, `/sd/prompts`) is shown as an OSC array of its
+    current length, `[i]` or `[ii]`, telling a client it takes a list (which it does, as
+    separate arguments or as one array); fixed-size ones keep plain tags (`ii`, `ffff`).
+    """
+    tags = type_tags(p, value)
+    return f"[{tags}]" if p.kind in VARIABLE else tags
 
 
 def signature(p: Param) -> str:

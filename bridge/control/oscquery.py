@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from . import mdns, osc_map
 from .netallow import Networks, allowed
+from .osc_wire import shortest_f32
 from .params import Kind, Param
 from .store import ParamStore
 
@@ -47,7 +48,7 @@ EXTENSIONS = {
 }
 
 
-def _range(p: Param, value: Any) -> list[dict[str, Any]] | None:
+def _range(p: Param, value: Any) -> list[Any] | None:
     if p.kind is Kind.BOOL:
         return [{"MIN": 0, "MAX": 1}]
     if (
@@ -57,18 +58,26 @@ def _range(p: Param, value: Any) -> list[dict[str, Any]] | None:
         floats = p.kind in (Kind.FLOAT, Kind.FLOAT_LIST)
         lo: Any = p.minimum if floats else int(p.minimum)
         hi: Any = p.maximum if floats else int(p.maximum or 0)
-        return [{"MIN": lo, "MAX": hi} for _ in osc_map.type_tags(p, value)]
+        ranges = [{"MIN": lo, "MAX": hi} for _ in osc_map.type_tags(p, value)]
+        return [ranges] if p.kind in osc_map.VARIABLE else ranges  # an array's ranges sit in one list
     return None
+
+
+def _shown(args: list[Any]) -> list[Any]:
+    """OSC arguments as JSON shows them: each float as the float32 it is sent as, without noise."""
+    return [shortest_f32(a) if isinstance(a, float) else a for a in args]
 
 
 def param_node(p: Param, value: Any) -> dict[str, Any]:
     node: dict[str, Any] = {
         "FULL_PATH": p.address,
-        "TYPE": osc_map.type_tags(p, value),
+        "TYPE": osc_map.query_type(p, value),
         "ACCESS": ACCESS_READ_WRITE,
-        "VALUE": osc_map.encode(p, value),
         "DESCRIPTION": p.doc,
     }
+    if value is not None:  # an unset blend (`/sd/prompts`) has no value to show
+        args = _shown(osc_map.encode(p, value))
+        node["VALUE"] = [args] if p.kind in osc_map.VARIABLE else args
     rng = _range(p, value)
     if rng is not None:
         node["RANGE"] = rng
@@ -80,7 +89,7 @@ def param_node(p: Param, value: Any) -> dict[str, Any]:
                 "FULL_PATH": p.address + osc_map.NORM,
                 "TYPE": "f",
                 "ACCESS": ACCESS_READ_WRITE,
-                "VALUE": [p.to_norm(value)],
+                "VALUE": [shortest_f32(p.to_norm(value))],
                 "RANGE": [{"MIN": 0.0, "MAX": 1.0}],
                 "CLIPMODE": "none",
                 "DESCRIPTION": f"{p.address} with 0..1 mapped onto its range.",

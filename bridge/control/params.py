@@ -65,6 +65,11 @@ class Param:
     """Integers must be multiples of this (resolutions: 8)."""
     name_only: bool = False
     """Text must be a bare name (see `safe_name`): what it names is looked up, never opened as a path."""
+    nonempty: bool = False
+    """Text must not be empty (a model: "" names nothing to switch to)."""
+    increasing: bool = False
+    """List entries must be strictly increasing (t_index: the noisiest step first, as the engine's
+    `engine.schedule.validate_t_index_list` requires)."""
 
     @property
     def address(self) -> str:
@@ -115,9 +120,9 @@ class Param:
         """Return the validated value or raise ParamError. Accepts ints for floats and vice versa."""
         k = self.kind
         if k is Kind.FLOAT:
-            return self._ranged(self._number(value, integral=False))
+            return self._ranged(self._number(value, integral=False), value)
         if k is Kind.INT:
-            return int(self._ranged(self._number(value, integral=True)))
+            return int(self._ranged(self._number(value, integral=True), value))
         if k is Kind.BOOL:
             if isinstance(value, bool):
                 return value
@@ -131,26 +136,30 @@ class Param:
             text = self._text(value)
             if self.name_only and text and not is_safe_name(text):
                 raise self._error(value)
+            if self.nonempty and not text.strip():
+                raise ParamError(f"{self.address} expects a name, got an empty one")
             return text
         if k in (Kind.INT_LIST, Kind.INT_PAIR):
             items = self._sequence(value)
             if k is Kind.INT_PAIR and len(items) != 2:
                 raise self._error(value)
-            ints = [int(self._ranged(self._number(v, integral=True))) for v in items]
+            ints = [int(self._ranged(self._number(v, integral=True), v)) for v in items]
             if self.multiple_of and any(n % self.multiple_of for n in ints):
                 raise ParamError(f"{self.address} expects multiples of {self.multiple_of}, got {ints}")
+            if self.increasing and any(b <= a for a, b in zip(ints, ints[1:], strict=False)):
+                raise ParamError(
+                    f"{self.address} expects strictly increasing steps (the noisiest first), got {ints}"
+                )
             return ints
         if k is Kind.FLOAT_LIST:
-            return [self._ranged(self._number(v, integral=False)) for v in self._sequence(value)]
+            return [self._ranged(self._number(v, integral=False), v) for v in self._sequence(value)]
         if k in (Kind.WEIGHTED_STR, Kind.WEIGHTED_INT):
             return self._weighted(value)
         raise AssertionError(k)
 
     # -- helpers -------------------------------------------------------------------------
     def _error(self, value: Any) -> ParamError:
-        shown = repr(value)
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
+        shown = shown_value(value)
         return ParamError(f"{self.address} expects {self.expects()}, got {shown}")
 
     def _number(self, value: Any, *, integral: bool) -> float:
@@ -163,11 +172,12 @@ class Param:
             raise self._error(value)
         return f
 
-    def _ranged(self, f: float) -> float:
+    def _ranged(self, f: float, raw: Any) -> float:
+        """`f` (the number `raw` as a float) within the range: clamped, or refused showing `raw`."""
         lo, hi = self.minimum, self.maximum
         if (lo is not None and f < lo) or (hi is not None and f > hi):
             if not self.clamp:
-                raise self._error(f)
+                raise self._error(raw)
             f = min(max(f, lo if lo is not None else f), hi if hi is not None else f)
         return f
 
@@ -181,21 +191,23 @@ class Param:
             raise self._error(value)
         return value
 
-    def _sequence(self, value: Any) -> list[Any]:
+    def _sequence(self, value: Any, most: int = MAX_LIST) -> list[Any]:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise self._error(value)
-        if not 1 <= len(value) <= MAX_LIST:
+        if not 1 <= len(value) <= most:
             raise self._error(value)
         return list(value)
 
     def _weighted(self, value: Any) -> list[tuple[Any, float]]:
-        items = self._sequence(value)
+        items = self._sequence(value, 2 * MAX_LIST)  # the flat form holds two items a pair
         # Accept both [(a, w), ...] and the flat OSC form [a, w, a, w, ...].
         if all(isinstance(it, (list, tuple)) for it in items):
             pairs = [tuple(it) for it in items]
         elif len(items) % 2 == 0:
             pairs = [(items[i], items[i + 1]) for i in range(0, len(items), 2)]
         else:
+            raise self._error(value)
+        if len(pairs) > MAX_LIST:
             raise self._error(value)
         out: list[tuple[Any, float]] = []
         for pair in pairs:
@@ -249,6 +261,17 @@ def safe_name(text: str) -> str:
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def shown_value(value: Any, limit: int = 60) -> str:
+    """A value as an error message shows it: as sent (an int as `60`, never `60.0`), cut short."""
+    if isinstance(value, float) and math.isfinite(value):
+        text = repr(value)
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(shown_value(v, limit) for v in value) + "]"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 SEED_MAX = 2**31 - 1
@@ -324,10 +347,12 @@ PARAMS: tuple[Param, ...] = (
         Kind.INT_LIST,
         [35],
         Cost.FRAME,
-        "Denoising steps as indices into the 50-step LCM schedule (another count rebuilds buffers).",
+        "Denoising steps as indices into the 50-step LCM schedule, strictly increasing "
+        "(another count rebuilds buffers).",
         0,
         49,
         engine_key="t_index_list",
+        increasing=True,
     ),
     Param(
         "strength",
@@ -397,6 +422,7 @@ PARAMS: tuple[Param, ...] = (
         Cost.REBUILD,
         "Switch to a model listed by the configuration or presets (rebuilds in the background). "
         "The runtime refuses any name not on that list: a path or hub id sent over OSC is never loaded.",
+        nonempty=True,
     ),
     # -- temporal stability (issue 18, engine/temporal, docs/TEMPORAL.md) --
     Param(

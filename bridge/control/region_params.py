@@ -24,9 +24,9 @@ store into the ``regions=[...]`` list that `FrameEngine.update` takes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,6 +41,9 @@ from bridge.masks import (
 )
 
 from .params import Cost, Kind, Param, ParamError
+
+if TYPE_CHECKING:
+    from .store import ParamStore
 
 REGION_SLOTS = 8
 PREFIX = "region."
@@ -236,6 +239,25 @@ class RegionFeed:
         self.size = size
         self.library = MaskLibrary(masks_dir) if masks_dir else None
         self.problems: list[str] = []
+
+    def check_masks(self, store: ParamStore) -> None:
+        """Make `store` refuse a brush mask naming an image that is not in the masks folder, so
+        the sender hears `/sd/error` at once instead of an echo for a brush that never paints."""
+        for n in range(REGION_SLOTS):
+            store.add_check(f"{PREFIX}{n}.mask", self._mask_check(n))
+
+    def _mask_check(self, n: int) -> Callable[[str], None]:
+        address = _BY_NAME[f"{PREFIX}{n}.mask"].address
+
+        def check(spec: str) -> None:
+            if spec in SHAPES or spec.startswith("source:"):
+                return
+            if self.library is None:
+                raise ParamError(f"{address}: no masks folder is configured for {spec!r}")
+            if not self.library.path(spec).is_file():
+                raise ParamError(f"{address}: no mask {spec!r} in {self.library.folder}")
+
+        return check
 
     def poll(
         self,

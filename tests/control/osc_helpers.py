@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -112,3 +113,36 @@ def send_all(client: Client, dgrams: Iterable[bytes], chunk: int = 50) -> int:
             client.sync()
     client.sync()
     return n
+
+
+# -- hand-built datagrams (struct, not python-osc), so a malformed one is exactly what we wrote --
+def osc_str(text: str | bytes) -> bytes:
+    """An OSC string: the bytes, a NUL, and NUL padding to a multiple of 4."""
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    return raw + b"\x00" * (4 - len(raw) % 4)
+
+
+def i32(n: int) -> bytes:
+    return struct.pack(">i", n)
+
+
+def f32(x: float) -> bytes:
+    return struct.pack(">f", x)
+
+
+def blob(data: bytes, size: int | None = None) -> bytes:
+    """An OSC blob; `size` overrides the size field (negative, too big) to build broken ones."""
+    return i32(len(data) if size is None else size) + data + b"\x00" * (-len(data) % 4)
+
+
+def raw_message(address: str, tags: str, *payload: bytes) -> bytes:
+    """Address, ',' + tags, then the argument bytes exactly as given."""
+    return osc_str(address) + osc_str("," + tags) + b"".join(payload)
+
+
+def raw_bundle(*elements: bytes, sizes: list[int] | None = None) -> bytes:
+    """A bundle (timetag 'immediately'); `sizes` overrides each element's size field."""
+    out = b"#bundle\x00" + struct.pack(">Q", 1)
+    for n, element in enumerate(elements):
+        out += i32(len(element) if sizes is None else sizes[n]) + element
+    return out

@@ -11,7 +11,7 @@ import pytest
 
 from bridge.control import PARAMS, Kind, ParamStore
 from bridge.control.osc import OscServer
-from bridge.control.osc_map import COMMANDS, encode
+from bridge.control.osc_map import COMMANDS, VARIABLE, encode, type_tags
 
 from .osc_helpers import Client
 
@@ -45,18 +45,23 @@ def test_tree_matches_params(query_server):
         assert node["FULL_PATH"] == p.address
         assert node["DESCRIPTION"] == p.doc
         assert node["ACCESS"] == 3
-        expected = encode(p, p.default)
-        assert len(node["VALUE"]) == len(expected)
-        for got, want in zip(node["VALUE"], expected, strict=True):
-            assert got == (pytest.approx(want) if isinstance(want, float) else want), p.address
-        assert len(node["TYPE"]) >= 1 and set(node["TYPE"]) <= set("ifs")
+        tags = type_tags(p, p.default)
+        if p.kind in VARIABLE:  # a list of varying length: an OSC array of its current length
+            assert node["TYPE"] == f"[{tags}]", p.address
+        else:
+            assert node["TYPE"] == tags and set(tags) <= set("ifs"), p.address
+        if p.default is None:
+            assert "VALUE" not in node
+        else:
+            expected = encode(p, p.default)  # the defaults are short decimals: shown exactly
+            assert node["VALUE"] == ([expected] if p.kind in VARIABLE else expected), p.address
         if p.kind in (Kind.FLOAT, Kind.INT) and p.minimum is not None:
             assert node["RANGE"] == [{"MIN": p.minimum, "MAX": p.maximum}]
             assert node["CLIPMODE"] == ("both" if p.clamp else "none")
         if p.has_norm:
             norm = node["CONTENTS"]["norm"]
             assert norm["FULL_PATH"] == p.address + "/norm" and norm["TYPE"] == "f"
-            assert norm["VALUE"] == pytest.approx([p.to_norm(p.default)])
+            assert norm["VALUE"] == [pytest.approx(p.to_norm(p.default), rel=1e-6)]
     for address in COMMANDS:
         assert node_at(tree, address)["FULL_PATH"] == address
     assert node_at(tree, "/sd/filter")["FULL_PATH"] == "/sd/filter"
@@ -74,6 +79,25 @@ def test_values_are_live_and_attributes_can_be_asked_alone(query_server):
     status, node = fetch(srv.query_address, "/sd/resolution")
     assert node["VALUE"] == [640, 384] and node["TYPE"] == "ii"
     assert fetch(srv.query_address, "/sd/prompt?RANGE") == (204, None)
+
+
+def test_values_show_the_float32_sent_without_noise_and_lists_as_arrays(query_server):
+    """3.3 over OSC is a float32; OSCQuery shows 3.3, not 3.299999952316284 (issue 14.10)."""
+    srv, store = query_server
+    c = Client(srv.address)
+    c.send("/sd/guidance", 3.3)
+    c.send("/sd/t_index", 32, 45)
+    c.send("/sd/prompts", "forest", 0.7, "fire", 0.3)
+    c.sync()
+    c.close()
+    raw = urllib.request.urlopen(f"http://{srv.query_address[0]}:{srv.query_address[1]}/sd/guidance").read()
+    assert b'"VALUE": [3.3]' in raw and b"3.2999" not in raw
+    assert fetch(srv.query_address, "/sd/guidance/norm?VALUE") == (200, {"VALUE": [0.165]})
+    status, node = fetch(srv.query_address, "/sd/t_index")
+    assert node["TYPE"] == "[ii]" and node["VALUE"] == [[32, 45]]
+    assert node["RANGE"] == [[{"MIN": 0, "MAX": 49}, {"MIN": 0, "MAX": 49}]]
+    status, node = fetch(srv.query_address, "/sd/prompts")
+    assert node["TYPE"] == "[sfsf]" and node["VALUE"] == [["forest", 0.7, "fire", 0.3]]
 
 
 def test_host_info_names_the_osc_port(query_server):
