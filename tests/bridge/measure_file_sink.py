@@ -1,7 +1,8 @@
-"""Figures for docs/DAEMON.md's file-sink faults: a removed folder, a full disk, a killed process.
+"""Figures for the file sink: encoding cost per frame, and its faults (a removed folder, a full disk, a
+killed process) for docs/DAEMON.md.
 
 Run from the repo root, as root (the full disk is a real 4 MiB tmpfs):
-    PYTHONPATH=. python tests/bridge/measure_file_faults.py
+    PYTHONPATH=. python tests/bridge/measure_file_sink.py
 The runtime uses its default back-off (0.5 s doubling to 5 s) and a 30 fps test card at 256x256.
 Not a test: it asserts nothing and prints what it saw.
 """
@@ -17,6 +18,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_file_sink import CHILD, ROOT, NoisyPattern, decode  # noqa: E402
@@ -42,6 +46,31 @@ def wait(cond: Callable[[], bool], timeout: float = 30.0) -> float:
 
 def parts(sink: FileSink) -> str:
     return ", ".join(f"{os.path.basename(p)}: {n} frames" for p, n in sink.parts)
+
+
+def encode_cost(work: str) -> None:
+    """ms per frame written, 512x512: the test card and blurred noise (about what a random model gives)."""
+    rng = np.random.default_rng(0)
+    card = PatternSource()
+    card.open(512, 512)
+    contents = {
+        "test card": [card.read() for _ in range(60)],
+        "noise": [
+            cv2.GaussianBlur(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), (5, 5), 0)
+            for _ in range(60)
+        ],
+    }
+    for what, frames in contents.items():
+        costs = []
+        for ext in (".mp4", ".mkv", ".avi"):
+            sink = FileSink(os.path.join(work, f"cost{ext}"))
+            sink.open(512, 512, 30.0)
+            t0 = time.perf_counter()
+            for frame in frames:
+                sink.write(frame)
+            costs.append(f"{ext} {(time.perf_counter() - t0) * 1000 / len(frames):.1f}")
+            sink.close()
+        print(f"encode 512x512 {what}, ms/frame: {', '.join(costs)}")
 
 
 def removed_folder(work: str) -> None:
@@ -102,6 +131,7 @@ def killed(work: str) -> None:
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as work:
+        encode_cost(work)
         removed_folder(work)
         full_disk(work)
         killed(work)
