@@ -50,6 +50,7 @@ class FileSink:
         free_floor: int = FREE_FLOOR,
         stall_s: float = STALL_S,
         clock: Callable[[], float] = time.monotonic,
+        quiet: bool = False,
     ) -> None:
         if not path:
             raise SpecError("file: expected a path, e.g. file:out/set.mp4")
@@ -57,6 +58,7 @@ class FileSink:
         self.path = path
         self.name = f"file:{path}"
         self.free_floor, self.stall_s, self.clock = free_floor, stall_s, clock
+        self._info = log.debug if quiet else log.info
         self.frames = 0
         """Frames written in all parts together."""
         self.parts: list[tuple[str, int]] = []
@@ -86,9 +88,10 @@ class FileSink:
         target, out = self._create_next()
         self._size = (even(width), even(height))
         try:
-            self._encoder = VideoEncoder(out, self.container, *self._size, fps)
             self._watch = WriteWatch(out.fileno(), folder, self.free_floor, self.stall_s, self.clock)
+            self._encoder = VideoEncoder(out, self.container, *self._size, fps)
         except Exception as exc:
+            self._watch = None
             out.close()
             with contextlib.suppress(OSError):
                 os.unlink(target)  # ours and still empty: no stray file for the next try to step over
@@ -101,7 +104,7 @@ class FileSink:
             return  # the same empty part, tried again
         self._announced = target
         if len(self.parts) == 1:
-            log.info("recording to %s", target)
+            self._info("recording to %s", target)
         else:
             earlier = ", ".join(
                 f"{p} ({n} frames{'' if os.path.exists(p) else ', since deleted'})"
@@ -166,7 +169,7 @@ class FileSink:
                 log.debug("%s: closing: %s", self.name, describe(exc))
             target, n = self.parts[-1]
             if n and t0 is not None:
-                log.info("recorded %d frames (%.1f s) to %s", n, self.clock() - t0, target)
+                self._info("recorded %d frames (%.1f s) to %s", n, self.clock() - t0, target)
         if out is not None:
             with contextlib.suppress(OSError):
                 out.close()
@@ -179,7 +182,7 @@ def probe(folder: str) -> int:
     """
     import_av()
     path = os.path.join(folder, "sd-bridge-probe.mp4")
-    sink = FileSink(path)
+    sink = FileSink(path, quiet=True)
     try:
         sink.open(64, 64, 30.0)
         for level in (0, 255):

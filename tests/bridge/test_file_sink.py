@@ -297,9 +297,12 @@ def test_a_daemon_run_records_a_file_as_long_as_the_run(tmp_path: Path) -> None:
     assert 2.5 < duration_s(path) < 4.5, f"{duration_s(path):.2f} s for a 3 s run ({len(frames)} frames)"
 
 
-def test_the_doctor_probe_records_and_cleans_up(tmp_path: Path) -> None:
-    assert probe(str(tmp_path)) > 1000
-    assert os.listdir(tmp_path) == []
+def test_the_doctor_probe_records_quietly_and_cleans_up(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        assert probe(str(tmp_path)) > 1000
+    assert os.listdir(tmp_path) == [] and caplog.text == ""
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(RecordingError, match="cannot make the folder") as err:
         probe(str(tmp_path / "a-file" / "sub"))
