@@ -134,6 +134,7 @@ class Runtime:
             fit_mode=lambda: self._fit,
             stop=self.stop_event,
             on_fault=self._source_fault,
+            on_back=self._source_back,
             retry_s=self.options.retry_s,
             hold_fps=self.options.fps if hold else None,
         )
@@ -289,6 +290,10 @@ class Runtime:
         return self.once.warn(
             f"source:{src.name}:{what}:{one_line(exc)}", f"source {src.name}: {one_line(exc)} (retrying)"
         )
+
+    def _source_back(self, src: Source) -> None:
+        log.info("source %s is back", src.name)
+        self.once.forget(f"source:{src.name}:")  # the next outage is logged again
 
     def _close_quietly(self, thing: Source | Sink) -> None:
         try:

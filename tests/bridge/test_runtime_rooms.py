@@ -214,3 +214,18 @@ def test_an_engine_failing_for_seconds_keeps_the_output_rate(caplog) -> None:  #
     lines = [r.getMessage() for r in caplog.records if "engine error" in r.getMessage()]
     assert len(lines) == 1 and "out of memory" in lines[0], lines
     print(f"engine failing for 1.5 s: {normal / 1.5:.1f} fps normally, {during / 1.5:.1f} fps while failing")
+
+
+def test_a_slow_source_that_works_is_not_padded_with_repeats() -> None:
+    sink = ListSink()
+    rt = make_runtime(PatternSource(fps=8.0), [sink], fps=60.0)  # a slow camera, a fast runtime
+    rt.start()
+    try:
+        assert wait_for(lambda: rt.stats()["source"]["frames"] >= 16, 20.0)
+    finally:
+        rt.stop()
+    s = rt.stats()["source"]
+    assert s["held"] <= 1, s  # at most one before its frame rate was known
+    assert s["up"]
+    counters = [decode_counter(f) for f in sink.frames]
+    assert len(set(counters)) >= len(counters) - 1
