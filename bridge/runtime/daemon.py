@@ -287,9 +287,8 @@ class Runtime:
 
     def _source_fault(self, src: Source, exc: BaseException, what: str) -> bool:
         self.faults["source"] += 1
-        return self.once.warn(
-            f"source:{src.name}:{what}:{one_line(exc)}", f"source {src.name}: {one_line(exc)} (retrying)"
-        )
+        why = one_line(exc).removeprefix(f"{src.name}: ")  # sources often name themselves already
+        return self.once.warn(f"source:{src.name}:{what}:{why}", f"source {src.name}: {why} (retrying)")
 
     def _source_back(self, src: Source) -> None:
         log.info("source %s is back", src.name)
