@@ -58,7 +58,11 @@ class SinkWorker:
                 for n, frame in frames:
                     if stop.is_set() or self.retired.is_set():
                         break
-                    self._write(n, frame)
+                    try:
+                        self._write(n, frame)
+                    except Exception as exc:  # a bug here must not silence this sink for good
+                        what = f"{type(exc).__name__}: {one_line(exc)}"
+                        self.room.rt.once.warn(f"loop:sink:{what}", f"sink {self.sink.name}: {what}")
                 self.done_seq = seq
         finally:
             if self._size is not None:
@@ -140,26 +144,34 @@ class OutputRoom:
     # -- dispatcher -----------------------------------------------------------------------
     def _dispatch_loop(self) -> None:
         rt = self.rt
-        limit = rt.options.max_frames
         while not rt.stop_event.is_set():
-            out = rt._out.get(0.1)
-            if out is None:
-                continue
-            frames = out.host()
-            if limit is not None:
-                frames = frames[: max(0, limit - self._dispatched)]
-            numbered = [(self._dispatched + i, f) for i, f in enumerate(frames)]
-            self._dispatched += len(numbered)
-            self._seq += 1
-            workers = list(self.workers)
-            for w in workers:
-                w.slot.put((self._seq, numbered))
-            if not workers:  # nowhere to write: the frames are out as soon as they are here
-                for n, f in numbered:
-                    self.written(n, f)
-            if limit is not None and self._dispatched >= limit:
-                self._drain(workers, self._seq)
-                rt.stop_event.set()
+            try:
+                self._dispatch_one()
+            except Exception as exc:  # a bug here must not end the show: log it and go on
+                rt.once.warn(f"loop:output:{one_line(exc)}", f"output: {type(exc).__name__}: {one_line(exc)}")
+                rt.stop_event.wait(0.01)
+
+    def _dispatch_one(self) -> None:
+        rt = self.rt
+        out = rt._out.get(0.1)
+        if out is None:
+            return
+        frames = out.host()
+        limit = rt.options.max_frames
+        if limit is not None:
+            frames = frames[: max(0, limit - self._dispatched)]
+        numbered = [(self._dispatched + i, f) for i, f in enumerate(frames)]
+        self._dispatched += len(numbered)
+        self._seq += 1
+        workers = list(self.workers)
+        for w in workers:
+            w.slot.put((self._seq, numbered))
+        if not workers:  # nowhere to write: the frames are out as soon as they are here
+            for n, f in numbered:
+                self.written(n, f)
+        if limit is not None and self._dispatched >= limit:
+            self._drain(workers, self._seq)
+            rt.stop_event.set()
 
     def _drain(self, workers: list[SinkWorker], seq: int) -> None:
         """Let every sink finish the last frames before `--frames` stops the runtime."""
