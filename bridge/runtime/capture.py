@@ -126,7 +126,8 @@ class CaptureRoom:
             self._on_back(self.source)
 
     def fault(self, exc: BaseException, what: str) -> None:
-        self._mark_down()
+        if what != "frame":  # one odd frame (skipped) is not a lost source
+            self._mark_down()
         self._logged_down |= bool(self._on_fault(self.source, exc, what))
 
     # -- the reader -----------------------------------------------------------------------

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from bridge.control.params import PARAMS
 from bridge.control.region_params import RegionFeed
 from bridge.control.store import ParamStore
 from bridge.frames import Fit, Frame, TensorBridge
@@ -36,7 +35,7 @@ from bridge.sources.base import Source
 from engine import EngineConfig, FrameEngine
 
 from .capture import CaptureRoom, Deliver
-from .control import ENGINE_FIELD_TO_PARAM, PARAM_FROM_CONFIG, ControlRoom
+from .control import PARAM_FROM_CONFIG, ControlRoom
 from .engine_loop import EngineLoop, EngineOutput
 from .engines import EngineFactory, one_line
 from .log import OnceLog, log
@@ -44,8 +43,6 @@ from .output import OutputRoom
 from .rebuild import RebuildRoom
 from .slot import LatestSlot
 from .stats import RollingStats
-
-__all__ = ["ENGINE_FIELD_TO_PARAM", "PARAMS", "Runtime", "RuntimeOptions"]
 
 
 @dataclass
