@@ -64,7 +64,8 @@ class CaptureRoom:
         self._retry_s = retry_s
         self.hold_fps = hold_fps
         self._interval = 0.0
-        """The source's own frame interval (a moving average of the gaps between fresh frames)."""
+        """The source's own frame interval: its declared rate's, then a moving average of the gaps
+        between fresh frames."""
         self._lock = threading.Lock()
         self._last: np.ndarray | None = None
         self._fresh_at = time.monotonic()
@@ -141,6 +142,8 @@ class CaptureRoom:
                     try:
                         src.open(*self._size())
                         self._opened, backoff = True, self._retry_s
+                        if src.fps and not self._interval:  # a paced source says its rate
+                            self._interval = 1.0 / src.fps
                         next_tick = time.perf_counter()
                     except Exception as exc:
                         self.fault(exc, "open")
