@@ -4,7 +4,9 @@ A source may block for seconds in `open()` (NDI searches the network, a camera p
 backend) or return nothing from `read()` for a while (a sender that left). None of that may stall
 the show, so reading and holding are two threads: the reader opens, reads and reconnects with a
 back-off; the hold timer, independent of the source, re-delivers the last good frame at the
-runtime's rate whenever the reader has delivered nothing fresh for `hold_after_s`. The same room
+runtime's rate whenever the reader has delivered nothing fresh for a few frame times (of the
+runtime's rate, or of the source's own when it is slower, so a slow camera is never padded with
+repeats while it works). The same room
 serves the main video source (with a hold timer) and auxiliary sources such as the mask source
 (without one: their last frame simply stays in use).
 """
@@ -26,10 +28,12 @@ from .log import log
 
 Deliver = Callable[[np.ndarray, float], None]
 """`deliver(image, t_capture)`: a fitted frame and the perf_counter time its read started."""
-FaultHook = Callable[[Source, BaseException, str], None]
+FaultHook = Callable[[Source, BaseException, str], bool]
+"""`on_fault(source, error, what)` counts and logs a fault; True when it was logged."""
 
 SILENT_S = 1.0
-"""A source that delivers nothing fresh for this long counts as down (in stats and the status line)."""
+"""A source that delivers nothing fresh for this long (or 3 of its own frame times, if longer)
+counts as down in stats and the status line."""
 
 
 class CaptureRoom:
@@ -45,6 +49,7 @@ class CaptureRoom:
         fit_mode: Callable[[], Fit],
         stop: threading.Event,
         on_fault: FaultHook,
+        on_back: Callable[[Source], None],
         retry_s: float = 0.5,
         hold_fps: float | None = None,
     ) -> None:
@@ -55,10 +60,12 @@ class CaptureRoom:
         self._fit_mode = fit_mode
         self._stop = stop
         self._on_fault = on_fault
+        self._on_back = on_back
         self._retry_s = retry_s
         self.hold_fps = hold_fps
-        self.hold_after_s = max(0.1, 3.0 / hold_fps) if hold_fps else 0.0
-        """Silence before the hold timer steps in: a few frame periods, so a live source is never doubled."""
+        self._interval = 0.0
+        """The source's own frame interval: its declared rate's, then a moving average of the gaps
+        between fresh frames."""
         self._lock = threading.Lock()
         self._last: np.ndarray | None = None
         self._fresh_at = time.monotonic()
@@ -81,18 +88,17 @@ class CaptureRoom:
 
     # -- health ---------------------------------------------------------------------------
     @property
-    def down(self) -> bool:
-        """Not opened, failing, or silent for more than SILENT_S."""
-        with self._lock:
-            if self._down_since is not None:
-                return True
-            return time.monotonic() - self._fresh_at > SILENT_S
+    def hold_after_s(self) -> float:
+        """Silence before the hold timer steps in: 3 frame times of the runtime's rate or of the
+        source's own, whichever is longer (at least 0.1 s, at most SILENT_S)."""
+        base = 3.0 / self.hold_fps if self.hold_fps else 0.0
+        return min(SILENT_S, max(0.1, base, 3.0 * self._interval))
 
     def health(self) -> dict[str, Any]:
         now = time.monotonic()
         with self._lock:
             since = self._down_since
-            if since is None and now - self._fresh_at > SILENT_S:
+            if since is None and now - self._fresh_at > max(SILENT_S, 3.0 * self._interval):
                 since = self._fresh_at
         return {
             "name": self.source.name,
@@ -108,16 +114,21 @@ class CaptureRoom:
                 self._down_since = time.monotonic()
 
     def _mark_fresh(self) -> None:
+        now = time.monotonic()
         with self._lock:
-            self._fresh_at = time.monotonic()
             was_down = self._down_since is not None
+            if not was_down:
+                gap = min(now - self._fresh_at, SILENT_S)
+                self._interval = gap if not self._interval else 0.9 * self._interval + 0.1 * gap
+            self._fresh_at = now
             self._down_since = None
         if was_down and self._logged_down:
-            log.info("source %s is back", self.source.name)
             self._logged_down = False
+            self._on_back(self.source)
 
     def fault(self, exc: BaseException, what: str) -> None:
-        self._mark_down()
+        if what != "frame":  # one odd frame (skipped) is not a lost source
+            self._mark_down()
         self._logged_down |= bool(self._on_fault(self.source, exc, what))
 
     # -- the reader -----------------------------------------------------------------------
@@ -131,6 +142,8 @@ class CaptureRoom:
                     try:
                         src.open(*self._size())
                         self._opened, backoff = True, self._retry_s
+                        if src.fps and not self._interval:  # a paced source says its rate
+                            self._interval = 1.0 / src.fps
                         next_tick = time.perf_counter()
                     except Exception as exc:
                         self.fault(exc, "open")

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from bridge.control.params import PARAMS
 from bridge.control.region_params import RegionFeed
 from bridge.control.store import ParamStore
 from bridge.frames import Fit, Frame, TensorBridge
@@ -36,7 +35,7 @@ from bridge.sources.base import Source
 from engine import EngineConfig, FrameEngine
 
 from .capture import CaptureRoom, Deliver
-from .control import ENGINE_FIELD_TO_PARAM, PARAM_FROM_CONFIG, ControlRoom
+from .control import PARAM_FROM_CONFIG, ControlRoom
 from .engine_loop import EngineLoop, EngineOutput
 from .engines import EngineFactory, one_line
 from .log import OnceLog, log
@@ -44,8 +43,6 @@ from .output import OutputRoom
 from .rebuild import RebuildRoom
 from .slot import LatestSlot
 from .stats import RollingStats
-
-__all__ = ["ENGINE_FIELD_TO_PARAM", "PARAMS", "Runtime", "RuntimeOptions"]
 
 
 @dataclass
@@ -134,6 +131,7 @@ class Runtime:
             fit_mode=lambda: self._fit,
             stop=self.stop_event,
             on_fault=self._source_fault,
+            on_back=self._source_back,
             retry_s=self.options.retry_s,
             hold_fps=self.options.fps if hold else None,
         )
@@ -286,9 +284,12 @@ class Runtime:
 
     def _source_fault(self, src: Source, exc: BaseException, what: str) -> bool:
         self.faults["source"] += 1
-        return self.once.warn(
-            f"source:{src.name}:{what}:{one_line(exc)}", f"source {src.name}: {one_line(exc)} (retrying)"
-        )
+        why = one_line(exc).removeprefix(f"{src.name}: ")  # sources often name themselves already
+        return self.once.warn(f"source:{src.name}:{what}:{why}", f"source {src.name}: {why} (retrying)")
+
+    def _source_back(self, src: Source) -> None:
+        log.info("source %s is back", src.name)
+        self.once.forget(f"source:{src.name}:")  # the next outage is logged again
 
     def _close_quietly(self, thing: Source | Sink) -> None:
         try:

@@ -5,7 +5,8 @@ The dispatcher thread takes each `EngineOutput` from the engine loop, resolves i
 (the one place an asynchronous download would be waited on) and puts the batch into every sink's
 slot. A sink worker opens its sink at the frame's size, writes, and on a failure closes it and
 reopens it later with a back-off while the other sinks carry on. A frame counts as out (fps,
-end-to-end latency, `--frames`) when the first sink has written it. The status line the sinks may
+end-to-end latency) when the first sink has written it; `--frames N` stops once every sink has
+written N. The status line the sinks may
 draw is recomputed at most 10 times a second, after a write, never before one.
 """
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 STATUS_PERIOD_S = 0.1
 DRAIN_S = 5.0
-"""After `--frames N`, how long the sinks get to write what they hold before the runtime stops."""
+"""After `--frames N`, how long the other sinks get to catch up once the first has written N."""
 
 
 class SinkWorker:
@@ -36,12 +37,11 @@ class SinkWorker:
     def __init__(self, sink: Sink, room: OutputRoom) -> None:
         self.sink = sink
         self.room = room
-        self.slot: LatestSlot[tuple[int, list[tuple[int, Frame]]]] = LatestSlot()
+        self.slot: LatestSlot[list[tuple[int, Frame]]] = LatestSlot()
+        """The newest batch, each frame with its output number."""
         self.retired = threading.Event()
         self.written = 0
         self.faults = 0
-        self.done_seq = -1
-        """The dispatch number of the last batch this worker finished (written or not)."""
         self._size: tuple[int, int] | None = None
         self._retry_at = 0.0
         self._backoff = room.rt.options.retry_s
@@ -51,21 +51,30 @@ class SinkWorker:
         stop = self.room.rt.stop_event
         try:
             while not stop.is_set() and not self.retired.is_set():
-                item = self.slot.get(0.1)
-                if item is None:
+                frames = self.slot.get(0.1)
+                if frames is None:
                     continue
-                seq, frames = item
                 for n, frame in frames:
                     if stop.is_set() or self.retired.is_set():
                         break
-                    self._write(n, frame)
-                self.done_seq = seq
+                    try:
+                        self._write(n, frame)
+                    except Exception as exc:  # a bug here must not silence this sink for good
+                        what = f"{type(exc).__name__}: {one_line(exc)}"
+                        self.room.rt.once.warn(f"loop:sink:{what}", f"sink {self.sink.name}: {what}")
         finally:
             if self._size is not None:
                 self.room.rt._close_quietly(self.sink)
 
+    @property
+    def is_open(self) -> bool:
+        return self._size is not None
+
     def _write(self, n: int, frame: Frame) -> None:
         sink, rt = self.sink, self.room.rt
+        limit = rt.options.max_frames
+        if limit is not None and self.written >= limit:  # `--frames N`: this sink has its N
+            return
         h, w = frame.image.shape[:2]
         if self._size is not None and self._size != (w, h) and not sink.fixed_size:
             rt._close_quietly(sink)
@@ -107,7 +116,7 @@ class SinkWorker:
             "written": self.written,
             "dropped": self.slot.dropped,
             "faults": self.faults,
-            "open": self._size is not None,
+            "open": self.is_open,
         }
 
 
@@ -117,8 +126,8 @@ class OutputRoom:
         self.workers = [SinkWorker(s, self) for s in rt.sinks]
         self.status = ""
         self.frames_out = 0
-        self._dispatched = 0
-        self._seq = 0
+        self._number = 0
+        self._limit_reached_at: float | None = None
         self._last_out = -1
         self._out_lock = threading.Lock()
         self._status_at = 0.0
@@ -140,32 +149,40 @@ class OutputRoom:
     # -- dispatcher -----------------------------------------------------------------------
     def _dispatch_loop(self) -> None:
         rt = self.rt
-        limit = rt.options.max_frames
         while not rt.stop_event.is_set():
-            out = rt._out.get(0.1)
-            if out is None:
-                continue
-            frames = out.host()
-            if limit is not None:
-                frames = frames[: max(0, limit - self._dispatched)]
-            numbered = [(self._dispatched + i, f) for i, f in enumerate(frames)]
-            self._dispatched += len(numbered)
-            self._seq += 1
+            try:
+                self._dispatch_one()
+            except Exception as exc:  # a bug here must not end the show: log it and go on
+                rt.once.warn(f"loop:output:{one_line(exc)}", f"output: {type(exc).__name__}: {one_line(exc)}")
+                rt.stop_event.wait(0.01)
+
+    def _dispatch_one(self) -> None:
+        rt = self.rt
+        out = rt._out.get(0.1)
+        if out is not None:
+            numbered = [(self._number + i, f) for i, f in enumerate(out.host())]
+            self._number += len(numbered)
             workers = list(self.workers)
             for w in workers:
-                w.slot.put((self._seq, numbered))
+                w.slot.put(numbered)
             if not workers:  # nowhere to write: the frames are out as soon as they are here
                 for n, f in numbered:
                     self.written(n, f)
-            if limit is not None and self._dispatched >= limit:
-                self._drain(workers, self._seq)
-                rt.stop_event.set()
+        limit = rt.options.max_frames
+        if limit is not None and self._finished(limit):
+            rt.stop_event.set()
 
-    def _drain(self, workers: list[SinkWorker], seq: int) -> None:
-        """Let every sink finish the last frames before `--frames` stops the runtime."""
-        end = time.monotonic() + DRAIN_S
-        while time.monotonic() < end and any(w.done_seq < seq and w.thread.is_alive() for w in workers):
-            time.sleep(0.005)
+    def _finished(self, limit: int) -> bool:
+        """`--frames N`: every sink has written N frames (a failing one does not hold the run up,
+        nor, for longer than DRAIN_S after the first sink is done, a stuck one)."""
+        if self.frames_out < limit:
+            return False
+        now = time.monotonic()
+        if self._limit_reached_at is None:
+            self._limit_reached_at = now
+        if now - self._limit_reached_at > DRAIN_S:
+            return True
+        return all(w.written >= limit or (w.faults and not w.is_open) for w in self.workers)
 
     # -- called by the sink workers -------------------------------------------------------
     def written(self, n: int, frame: Frame) -> None:

@@ -51,7 +51,9 @@ class RebuildRoom:
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """A build is under way (the worker clears this under the lock as it decides to exit, so a
+        request that comes in meanwhile starts a new worker instead of being lost)."""
+        return self._thread is not None
 
     def request(self, then: Deferred | None = None, **changes: Any) -> None:
         """Build a new engine in the background; the current one serves until it is ready."""
@@ -73,8 +75,9 @@ class RebuildRoom:
         while not rt.stop_event.is_set():
             with self._lock:
                 cfg, self._request = self._request, None
-            if cfg is None:
-                return
+                if cfg is None:
+                    self._thread = None
+                    return
             try:
                 engine = rt.factory(cfg)
             except Exception as exc:
@@ -93,6 +96,8 @@ class RebuildRoom:
                 if self._request is None:
                     self._ready, self._deferred = (engine, cfg, self._deferred), []
             del engine  # a build overtaken by a newer request is freed here
+        with self._lock:  # stopped
+            self._thread = None
 
     def _show_serving_config(self, exc: BaseException, presets: list[str]) -> None:
         """After a failed rebuild the store goes back to the model and resolution actually serving

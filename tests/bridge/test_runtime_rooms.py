@@ -214,3 +214,58 @@ def test_an_engine_failing_for_seconds_keeps_the_output_rate(caplog) -> None:  #
     lines = [r.getMessage() for r in caplog.records if "engine error" in r.getMessage()]
     assert len(lines) == 1 and "out of memory" in lines[0], lines
     print(f"engine failing for 1.5 s: {normal / 1.5:.1f} fps normally, {during / 1.5:.1f} fps while failing")
+
+
+def test_a_slow_source_that_works_is_not_padded_with_repeats() -> None:
+    sink = ListSink()
+    rt = make_runtime(PatternSource(fps=8.0), [sink], fps=60.0)  # a slow camera, a fast runtime
+    rt.start()
+    try:
+        assert wait_for(lambda: rt.stats()["source"]["frames"] >= 16, 20.0)
+    finally:
+        rt.stop()
+    s = rt.stats()["source"]
+    # a fixed 0.1 s delay would repeat about every frame (0.125 s apart); a late frame on a busy
+    # machine, or the one before the source's rate is known, may still be padded
+    assert s["held"] <= s["frames"] // 4, s
+    assert s["up"]
+
+
+def test_named_aux_sources_are_read_on_their_own_and_never_hold_up_the_video() -> None:
+    """An aux source (the mask source; a ControlNet's control image) has its own capture room:
+    its newest frame, fitted to the engine's size, is there for the engine loop to take."""
+
+    class DeadSource(PatternSource):
+        name = "dead"
+
+        def open(self, width: int, height: int) -> None:
+            time.sleep(0.5)  # a slow search, as NDI's
+            raise ConnectionError("not there")
+
+    sink = ListSink()
+    rt = make_runtime(
+        open_source("pattern", fps=60),
+        [sink],
+        aux_sources={"control": PatternSource(fps=20.0), "depth": DeadSource(fps=20.0)},
+    )
+    rt.start()
+    try:
+        taken: list[np.ndarray] = []
+
+        def take() -> bool:
+            frame = rt.aux_frame("control")
+            if frame is not None:
+                taken.append(frame)
+            return len(taken) >= 2
+
+        assert wait_for(take, 20.0)
+        assert rt.aux_frame("control") is None  # taken: nothing new until the next frame
+        assert wait_for(lambda: len(sink.frames) >= 60, 20.0)
+        s = rt.stats()
+    finally:
+        rt.stop()
+    assert all(f.shape == (64, 64, 3) for f in taken)
+    assert decode_counter(taken[1]) > decode_counter(taken[0])
+    assert rt.aux_frame("nothing-such") is None
+    assert s["aux_sources"]["depth"]["up"] is False and s["aux_sources"]["control"]["up"] is True
+    assert not s["source_down"] and s["faults"]["source"] >= 1  # the dead aux counted, video fine
