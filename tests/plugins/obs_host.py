@@ -136,7 +136,12 @@ class ObsHost:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        try:
+            self.close()
+        finally:
+            self._stop_xvfb()
+
+    def _stop_xvfb(self) -> None:
         if self.xvfb is not None:
             self.xvfb.terminate()
             try:

@@ -146,7 +146,8 @@ def rig(tmp_path: Path) -> Iterator[dict[str, Any]]:
     (presets / f"{PRESET}.toml").write_text(
         'description = "test copy"\nguidance = 7.5\nprompt = "from the preset"\nseed = 99\n', encoding="utf-8"
     )
-    env = {**os.environ, "SD_BRIDGE_PRESETS": str(presets), "PYTHONPATH": str(ROOT)}
+    # TMPDIR: the daemons' log files (in the temp folder) stay inside this test's folder
+    env = {**os.environ, "SD_BRIDGE_PRESETS": str(presets), "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
     bindir = tmp_path / "Jane Doe" / "bin"
     bindir.mkdir(parents=True)
     launcher = bindir / "sd-bridge"
@@ -186,8 +187,23 @@ def rig(tmp_path: Path) -> Iterator[dict[str, Any]]:
         log.close()
 
 
+STARTED: list[int] = []
+"""Daemons the script started, killed at the end whatever happened (a failed test leaves none)."""
+
+
 def started_pid(host: ObsHost, after: int) -> int:
-    return int(host.wait_log(r"started sd-bridge \(pid (\d+)\)", 30, after).group(1))
+    pid = int(host.wait_log(r"started sd-bridge \(pid (\d+)\)", 30, after).group(1))
+    STARTED.append(pid)
+    return pid
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left() -> Iterator[None]:
+    yield
+    for pid in STARTED:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    STARTED.clear()
 
 
 def test_the_script_in_a_real_obs(rig: dict[str, Any], tmp_path: Path) -> None:
