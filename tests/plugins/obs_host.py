@@ -114,14 +114,16 @@ class ObsHost:
             display = f.readline().strip()
         if not display:
             raise RuntimeError("Xvfb did not start")
+        # No inherited Qt settings: importing OpenCV (cv2) in the test process points
+        # QT_QPA_PLATFORM_PLUGIN_PATH at its own Qt plugins, and OBS aborts on them.
+        inherited = {k: v for k, v in {**os.environ, **self.env}.items() if not k.startswith("QT_")}
         env = {
-            **os.environ,
+            **inherited,
             "HOME": str(self.home),
             "XDG_CONFIG_HOME": str(self.home / ".config"),
             "DISPLAY": f":{display}",
             "LIBGL_ALWAYS_SOFTWARE": "1",
             "QT_QPA_PLATFORM": "xcb",
-            **self.env,
         }
         env.pop("PYTHONHOME", None)
         env.pop("VIRTUAL_ENV", None)
