@@ -185,7 +185,12 @@ class ObsHost:
             time.sleep(0.1)
 
     def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
+        """The end of OBS's log, and of its stdout/stderr once it has exited (a crash shows there)."""
+        text = "\n".join(self.log().splitlines()[-lines:])
+        if self.proc is not None and self.proc.poll() is not None:
+            out = (self.root / "obs.stdout").read_text(encoding="utf-8", errors="replace")
+            text += "\n--- OBS's own output ---\n" + "\n".join(out.splitlines()[-lines:])
+        return text
 
     def saved_collection(self, name: str) -> dict[str, Any]:
         return json.loads((self.config / "basic" / "scenes" / f"{name}.json").read_text(encoding="utf-8"))
