@@ -231,7 +231,9 @@ def _run(
         store.set("transition", settings.transition, origin="preset")
     if settings.preset is not None and settings.preset.run.get("regions"):
         store.update(settings.preset.run["regions"], origin="preset")
-    osc = start_osc(store, runtime.stats, osc_host, settings.osc_port, osc_allow, osc_reply_port)
+    osc = start_osc(
+        store, runtime.stats, osc_host, settings.osc_port, osc_allow, osc_reply_port, runtime.stop_event.set
+    )
     outs = ", ".join(resolve_auto(s) for s in settings.sinks)
     what = f"{kind} {config.model}" if kind == "stream" else kind
     log.info("running: %s -> %s -> %s (Ctrl-C stops)", src.name, what, outs)
@@ -264,8 +266,10 @@ def start_osc(
     port: int,
     allow: list[str] | None,
     reply_port: int | None,
+    on_quit: Callable[[], None] | None = None,
 ) -> Any:
-    """Start the OSC server; None when OSC is off (port 0) or the port cannot be had."""
+    """Start the OSC server; None when OSC is off (port 0) or the port cannot be had.
+    `on_quit` is what `/sd/quit` calls: the daemon's clean stop."""
     from bridge.runtime.log import log
 
     if not port:
@@ -274,7 +278,13 @@ def start_osc(
 
     try:
         server = OscServer(
-            store, host=host, port=port, stats=stats, reply_port=reply_port, allow=allow or None
+            store,
+            host=host,
+            port=port,
+            stats=stats,
+            reply_port=reply_port,
+            allow=allow or None,
+            on_quit=on_quit,
         )
         server.start()
     except OSError as exc:

@@ -32,6 +32,7 @@ COMMAND_TYPES: dict[str, str] = {
     "/sd/get": "s?",
     "/sd/subscribe": "f?",
     "/sd/unsubscribe": "",
+    "/sd/quit": "",
 }
 """Argument types of the addresses that ask rather than set (`?`: optional)."""
 QUESTIONS = ("/sd/status", "/sd/get")

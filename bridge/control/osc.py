@@ -88,6 +88,7 @@ class OscServer:
         query_port: int | None = None,
         advertise: bool = True,
         name: str = "sd-bridge",
+        on_quit: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.host = host
@@ -100,6 +101,8 @@ class OscServer:
         """Serve OSCQuery (HTTP + JSON) on this TCP port too; None: don't, 0: any free port."""
         self.advertise = advertise
         self.name = name
+        self.on_quit = on_quit
+        """What `/sd/quit` calls (the daemon's clean stop); None: `/sd/quit` is refused."""
         self.routes = osc_map.build_routes(store.params.values())
         self._route_keys = frozenset(address.encode("ascii") for address in self.routes)
         self._inbox: Inbox[Client] = Inbox(MAX_PENDING)
@@ -414,6 +417,14 @@ class OscServer:
             self._next_push.pop(client, None)
         self.accepted += 1
 
+    def _cmd_quit(self, client: Client, args: list[Any]) -> None:
+        if self.on_quit is None:
+            self._refuse(client, "/sd/quit: this server cannot stop its daemon")
+            return
+        self.accepted += 1
+        log.warning("OSC: /sd/quit from %s: stopping", client[0])  # visible: who stopped the show
+        self.on_quit()
+
     def _value_message(self, route: osc_map.Route) -> tuple[str, list[Any]]:
         value = self.store.get(route.param.name)
         if route.norm:
@@ -511,6 +522,7 @@ _COMMANDS: dict[str, Callable[[OscServer, Client, list[Any]], None]] = {
     "/sd/get": OscServer._cmd_get,
     "/sd/subscribe": OscServer._cmd_subscribe,
     "/sd/unsubscribe": OscServer._cmd_unsubscribe,
+    "/sd/quit": OscServer._cmd_quit,
 }
 COMMANDS: tuple[str, ...] = tuple(_COMMANDS)
 

@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str | None, str]] = {
         "`/sd/unsubscribe`.",
     ),
     "/sd/unsubscribe": (None, "Stop the stats push to the sender."),
+    "/sd/quit": (
+        None,
+        "Stop the daemon cleanly, as Ctrl-C does (the OBS script's and the TouchDesigner component's "
+        "Stop send it: on Windows a signal can't ask a console-less daemon to shut down).",
+    ),
 }
 """Addresses that ask instead of set: (argument type tags, what it does)."""
 

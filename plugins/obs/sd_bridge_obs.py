@@ -25,6 +25,7 @@ shares with the TouchDesigner extension is generated from plugins/shared.py.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import os
@@ -71,8 +72,27 @@ OWN_ECHO_S = 1.0
 """The daemon echoes every change to every client, the sender too. An echo equal to something
 sent in the last this-many seconds is the plugin's own, arriving late: applying it would pull a
 control being dragged back to where it was a moment ago."""
+QUIT_GRACE_S = 2.0
+"""After `/sd/quit`, the daemon gets this long before it is asked again by signal (SIGTERM)."""
 STOP_GRACE_S = 5.0
-"""After a clean stop request, the daemon gets this long to shut down before it is killed."""
+"""After a stop request, the daemon gets this long to shut down before it is killed."""
+QUIT_MESSAGE = b"/sd/quit\x00\x00\x00\x00,\x00\x00\x00"
+"""`/sd/quit` with no arguments, as OSC bytes."""
+
+
+def send_quit(port: int) -> bool:
+    """Ask the daemon listening on this machine's `port` to stop cleanly (`/sd/quit`, one UDP
+    datagram, never a wait). The only clean stop on Windows, where a console-less daemon can't be
+    sent Ctrl+C, and the same everywhere so that the path tested on Linux is the one Windows runs."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.sendto(QUIT_MESSAGE, ("127.0.0.1", int(port)))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
 
 
 def osc_args(kind: str, value: object) -> list:
@@ -225,7 +245,10 @@ class Daemon:
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
         self.log_path = ""
+        self.port = 0
+        """The OSC port it was started on (where `/sd/quit` goes)."""
         self.stop_asked_at: float | None = None
+        self.signalled = False
 
     @property
     def pid(self) -> int | None:
@@ -234,15 +257,16 @@ class Daemon:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, cmd: list[str], log_path: str) -> str:
-        """Start `cmd` (raises OSError if it can't); returns the line to show."""
-        self.log_path = log_path
+    def start(self, cmd: list[str], log_path: str, port: int = 0) -> str:
+        """Start `cmd`, a daemon with OSC on `port` (raises OSError if it can't); returns the line
+        to show."""
+        self.log_path, self.port = log_path, int(port)
         log = open(log_path, "ab")  # noqa: SIM115 - the child holds it; ours closes below
         try:
             if os.name == "nt":
-                # Its own process group, so Stop can send it Ctrl+Break; no console window that
-                # closes (taking the error with it) as the daemon dies: the log file keeps it.
-                flags = subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+                # No console window that closes (taking the error with it) as the daemon dies:
+                # the log file keeps it.
+                flags = subprocess.CREATE_NO_WINDOW
                 self.proc = subprocess.Popen(
                     cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, creationflags=flags
                 )
@@ -256,24 +280,29 @@ class Daemon:
                 )
         finally:
             log.close()
-        self.stop_asked_at = None
+        self.stop_asked_at, self.signalled = None, False
         return f"started sd-bridge (pid {self.proc.pid}), its log: {log_path}: {' '.join(cmd)}"
 
-    def stop(self, now: float | None = None) -> str:
-        """Ask the daemon to shut down (SIGTERM; Ctrl+Break on Windows); `check` kills it if it
-        hasn't after STOP_GRACE_S."""
+    def stop(self, now: float | None = None, closing: bool = False) -> str:
+        """Ask the daemon to shut down cleanly: `/sd/quit` on its OSC port; `check` follows up
+        with SIGTERM after QUIT_GRACE_S and a kill after STOP_GRACE_S. `closing` (the host is
+        quitting, so nothing will follow up): SIGTERM at once too, where it is a clean stop."""
         if not self.running():
             return "sd-bridge was not started from here" if self.proc is None else self.check() or ""
         assert self.proc is not None
-        try:
-            if os.name == "nt":
-                os.kill(self.proc.pid, signal.CTRL_BREAK_EVENT)
-            else:
-                self.proc.send_signal(signal.SIGTERM)
-        except OSError:
-            self.proc.kill()
+        asked = bool(self.port) and send_quit(self.port)
+        self.signalled = False
+        if not asked or (closing and os.name != "nt"):
+            self._signal()
         self.stop_asked_at = time.monotonic() if now is None else now
         return f"stopping sd-bridge (pid {self.proc.pid})"
+
+    def _signal(self) -> None:
+        """SIGTERM, which the daemon handles as Ctrl-C (on Windows this is TerminateProcess)."""
+        if self.proc is not None and not self.signalled:
+            self.signalled = True
+            with contextlib.suppress(OSError):
+                self.proc.terminate()
 
     def check(self, now: float | None = None) -> str | None:
         """Once the daemon has exited, the line that says how (once); None while it runs."""
@@ -282,8 +311,12 @@ class Daemon:
         code = self.proc.poll()  # reaps it: no zombie
         if code is None:
             now = time.monotonic() if now is None else now
-            if self.stop_asked_at is not None and now - self.stop_asked_at > STOP_GRACE_S:
-                self.proc.kill()
+            if self.stop_asked_at is not None:
+                waited = now - self.stop_asked_at
+                if waited > STOP_GRACE_S:
+                    self.proc.kill()
+                elif waited > QUIT_GRACE_S:
+                    self._signal()
             return None
         pid, asked, self.proc = self.proc.pid, self.stop_asked_at is not None, None
         if asked and code in (0, -signal.SIGTERM, 130):
@@ -755,7 +788,7 @@ def script_unload() -> None:
     global _link
     obs.timer_remove(_tick)  # OBS drops a script's timers itself; this keeps it tidy elsewhere
     if _closing and _settings is not None and obs.obs_data_get_bool(_settings, "stop_on_exit"):
-        _log(_daemon.stop())
+        _log(_daemon.stop(closing=True))
     # A reload, a removal or a scene-collection switch leaves the daemon running.
     if _link is not None:
         _link.close()
@@ -809,7 +842,7 @@ def _start_daemon(settings) -> str:
             port,
         )
         log_path = os.path.join(tempfile.gettempdir(), f"sd-bridge-obs-{port}.log")
-        line = _daemon.start(cmd, log_path)
+        line = _daemon.start(cmd, log_path, port)
     except (OSError, ValueError) as exc:
         return f"could not start sd-bridge: {exc}"
     if _link is not None:

@@ -114,14 +114,16 @@ class ObsHost:
             display = f.readline().strip()
         if not display:
             raise RuntimeError("Xvfb did not start")
+        # No inherited Qt settings: importing OpenCV (cv2) in the test process points
+        # QT_QPA_PLATFORM_PLUGIN_PATH at its own Qt plugins, and OBS aborts on them.
+        inherited = {k: v for k, v in {**os.environ, **self.env}.items() if not k.startswith("QT_")}
         env = {
-            **os.environ,
+            **inherited,
             "HOME": str(self.home),
             "XDG_CONFIG_HOME": str(self.home / ".config"),
             "DISPLAY": f":{display}",
             "LIBGL_ALWAYS_SOFTWARE": "1",
             "QT_QPA_PLATFORM": "xcb",
-            **self.env,
         }
         env.pop("PYTHONHOME", None)
         env.pop("VIRTUAL_ENV", None)
@@ -136,7 +138,12 @@ class ObsHost:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        try:
+            self.close()
+        finally:
+            self._stop_xvfb()
+
+    def _stop_xvfb(self) -> None:
         if self.xvfb is not None:
             self.xvfb.terminate()
             try:
@@ -178,7 +185,12 @@ class ObsHost:
             time.sleep(0.1)
 
     def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
+        """The end of OBS's log, and of its stdout/stderr once it has exited (a crash shows there)."""
+        text = "\n".join(self.log().splitlines()[-lines:])
+        if self.proc is not None and self.proc.poll() is not None:
+            out = (self.root / "obs.stdout").read_text(encoding="utf-8", errors="replace")
+            text += "\n--- OBS's own output ---\n" + "\n".join(out.splitlines()[-lines:])
+        return text
 
     def saved_collection(self, name: str) -> dict[str, Any]:
         return json.loads((self.config / "basic" / "scenes" / f"{name}.json").read_text(encoding="utf-8"))

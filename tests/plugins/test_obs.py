@@ -159,9 +159,10 @@ def test_start_and_stop_the_daemon(obs_script):
     assert proc.poll() is None
     assert "--source" in proc.args and "--osc-port" in proc.args
     assert script._start_daemon(settings).startswith("sd-bridge already running")
-    assert script._daemon.stop().startswith("stopping sd-bridge")
-    assert proc.wait(timeout=5) is not None
-    assert script._daemon.check().startswith("sd-bridge stopped")
+    assert script._daemon.stop().startswith("stopping sd-bridge")  # /sd/quit first, then SIGTERM
+    notes: list[str] = []
+    assert wait_for(lambda: notes.append(script._daemon.check() or "") or notes[-1], timeout=10)
+    assert notes[-1].startswith("sd-bridge stopped") and proc.returncode is not None
     settings["command"] = "/nonexistent/sd-bridge"
     assert script._start_daemon(settings).startswith("could not start")
 

@@ -146,7 +146,8 @@ def rig(tmp_path: Path) -> Iterator[dict[str, Any]]:
     (presets / f"{PRESET}.toml").write_text(
         'description = "test copy"\nguidance = 7.5\nprompt = "from the preset"\nseed = 99\n', encoding="utf-8"
     )
-    env = {**os.environ, "SD_BRIDGE_PRESETS": str(presets), "PYTHONPATH": str(ROOT)}
+    # TMPDIR: the daemons' log files (in the temp folder) stay inside this test's folder
+    env = {**os.environ, "SD_BRIDGE_PRESETS": str(presets), "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
     bindir = tmp_path / "Jane Doe" / "bin"
     bindir.mkdir(parents=True)
     launcher = bindir / "sd-bridge"
@@ -173,7 +174,7 @@ def rig(tmp_path: Path) -> Iterator[dict[str, Any]]:
     osc = Osc(port)
     relay = Relay(port)
     try:
-        wait(lambda: osc.ask("/sd/status", timeout=0.5) is not None, "the hand-started daemon to answer", 60)
+        wait(lambda: osc.ask("/sd/status", timeout=0.5) is not None, "the hand-started daemon to answer", 120)
         yield {"env": env, "launcher": launcher, "port": port, "osc": osc, "relay": relay, "manual": manual}
     finally:
         relay.close()
@@ -186,8 +187,23 @@ def rig(tmp_path: Path) -> Iterator[dict[str, Any]]:
         log.close()
 
 
+STARTED: list[int] = []
+"""Daemons the script started, killed at the end whatever happened (a failed test leaves none)."""
+
+
 def started_pid(host: ObsHost, after: int) -> int:
-    return int(host.wait_log(r"started sd-bridge \(pid (\d+)\)", 30, after).group(1))
+    pid = int(host.wait_log(r"started sd-bridge \(pid (\d+)\)", 30, after).group(1))
+    STARTED.append(pid)
+    return pid
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left() -> Iterator[None]:
+    yield
+    for pid in STARTED:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    STARTED.clear()
 
 
 def test_the_script_in_a_real_obs(rig: dict[str, Any], tmp_path: Path) -> None:
@@ -205,7 +221,7 @@ def test_the_script_in_a_real_obs(rig: dict[str, Any], tmp_path: Path) -> None:
     }
     collections = {"Show": [(SCRIPT, saved)], "Other": []}
     with ObsHost(tmp_path / "obs", collections, env=rig["env"]) as obs:
-        obs.wait_log(r"Loaded python script: sd_bridge_obs\.py", 60)
+        obs.wait_log(r"Loaded python script: sd_bridge_obs\.py", 120)
 
         # -- the saved settings reach the running daemon on load; "(none)" is no preset -------------
         wait(lambda: osc.get("guidance") == 3.25 and osc.get("seed") == 1234, "the saved panel", host=obs)
@@ -272,7 +288,7 @@ def test_the_script_in_a_real_obs(rig: dict[str, Any], tmp_path: Path) -> None:
         pid = started_pid(obs, mark)
         mine = Osc(own_port)
         try:
-            wait(lambda: mine.get("guidance") == 2.0, "the panel in the started daemon", 60, obs)
+            wait(lambda: mine.get("guidance") == 2.0, "the panel in the started daemon", 120, obs)
             assert mine.get("negative_prompt") == "after the reload"
             mark = len(obs.log())
             obs.do("click", button="start")
@@ -296,6 +312,7 @@ def test_the_script_in_a_real_obs(rig: dict[str, Any], tmp_path: Path) -> None:
             obs.wait_log(rf"sd-bridge stopped \(pid {pid}, exit code 0\)", 30, mark)
             assert not alive(pid)
             daemon_log = Path(obs.wait_log(r"its log: (\S+\.log)", 1).group(1)).read_text(errors="replace")
+            assert "/sd/quit from 127.0.0.1: stopping" in daemon_log, daemon_log[-2000:]  # asked, not killed
             assert "stopped:" in daemon_log, daemon_log[-2000:]
         finally:
             mine.close()
@@ -305,7 +322,7 @@ def test_the_script_in_a_real_obs(rig: dict[str, Any], tmp_path: Path) -> None:
         mark = len(obs.log())
         obs.do("click", button="start")
         bad = started_pid(obs, mark)
-        failed = obs.wait_log(rf"sd-bridge exited \(pid {bad}, exit code 1\): (.+)", 60, mark)
+        failed = obs.wait_log(rf"sd-bridge exited \(pid {bad}, exit code 1\): (.+)", 120, mark)
         assert "nope" in failed.group(1), failed.group(0)
         assert not alive(bad)
 
@@ -324,7 +341,7 @@ def test_the_script_in_a_real_obs(rig: dict[str, Any], tmp_path: Path) -> None:
         obs.do("click", button="start")
         last = started_pid(obs, mark)
         assert obs.close() == 0
-        wait(lambda: not alive(last), "the daemon to stop with OBS", 20)
+        wait(lambda: not alive(last), "the daemon to stop with OBS", 60)
         log = obs.log()
     assert "Traceback" not in log, log[log.index("Traceback") - 2000 :][:4000]
     assert alive(rig["manual"].pid), "the hand-started daemon must be left alone"

@@ -135,3 +135,55 @@ def test_the_tracked_daemon_survives_a_reload_of_the_plugin():
     again = load_module("plugins/obs/sd_bridge_obs.py", "sd_bridge_obs_reload_b")  # fresh module code
     assert first._daemon is again._daemon
     assert shared.tracked_daemon("touchdesigner:/project1/a") is not shared.tracked_daemon("obs")
+
+
+def test_quit_stops_a_server_that_has_a_stop_and_is_refused_by_one_without(daemon):
+    from bridge.control.osc import OscServer
+    from bridge.control.store import ParamStore
+
+    stopped = threading.Event()
+    with OscServer(ParamStore(), host="127.0.0.1", port=0, advertise=False, on_quit=stopped.set) as server:
+        assert shared.send_quit(server.address[1])
+        assert stopped.wait(5)
+    _store, plain = daemon  # no on_quit: the message is refused with a reason
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    client.settimeout(5)
+    try:
+        client.sendto(shared.QUIT_MESSAGE, plain.address)
+        reply = client.recv(65536)
+    finally:
+        client.close()
+    assert reply.startswith(b"/sd/error") and b"cannot stop its daemon" in reply
+
+
+def test_stop_asks_a_real_daemon_over_osc_first(tmp_path):
+    port = _free_udp_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "bridge",
+        "run",
+        "--engine",
+        "passthrough",
+        "--sink",
+        "null",
+        "--osc-port",
+        str(port),
+    ]
+    daemon = shared.Daemon()
+    daemon.start(cmd, str(tmp_path / "d.log"), port)
+    assert wait_for(lambda: "OSC listening" in (tmp_path / "d.log").read_text(errors="replace"), timeout=120)
+    assert daemon.stop().startswith("stopping")
+    assert not daemon.signalled  # asked over OSC, no signal yet
+    note = _exit_note(daemon)
+    assert note.endswith("exit code 0)"), note
+    log = (tmp_path / "d.log").read_text(errors="replace")
+    assert "/sd/quit from 127.0.0.1: stopping" in log and "stopped:" in log
+    assert not daemon.signalled  # the daemon stopped on /sd/quit alone
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -177,9 +177,11 @@ def test_start_and_stop_a_daemon_process(td):
     again = ext_mod.SdBridgeExt(comp)  # TouchDesigner re-initialised the extension
     again.OnPulse(types_par("Startdaemon"))
     assert comp.par.Daemonstate.val == f"already running (pid {proc.pid})"
-    ext.OnPulse(types_par("Stopdaemon"))
-    assert proc.wait(timeout=5) is not None
-    assert wait_for(lambda: comp.par.Daemonstate.val.startswith("sd-bridge stopped"), poll=ext.Poll)
+    ext.OnPulse(types_par("Stopdaemon"))  # /sd/quit (nobody listens here), then SIGTERM
+    assert wait_for(
+        lambda: comp.par.Daemonstate.val.startswith("sd-bridge stopped"), timeout=10, poll=ext.Poll
+    )
+    assert proc.returncode is not None
 
 
 def test_a_bad_daemon_command_is_reported_not_raised(td):
