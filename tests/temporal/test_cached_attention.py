@@ -10,7 +10,6 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from engine.accel import AccelStatus
 from engine.temporal import AttentionCache, CachedSelfAttention, CacheSlot
 from engine.temporal.cached_attention import self_attention_names, slot_of
 
@@ -226,11 +225,3 @@ def test_integral_floats_from_osc_count_as_integers(make_engine):
     engine = make_engine()
     engine.update(cache_frames=2.0, cache_interval=5.0)
     assert engine._temporal.cache.frames == 2 and engine._temporal.cache.interval == 5
-
-
-def test_tensorrt_refuses_the_cache_in_one_line(make_engine):
-    engine = make_engine()
-    engine.accel_status = AccelStatus(requested="tensorrt", active="tensorrt")
-    with pytest.raises(ValueError, match="isn't exported to TensorRT yet") as err:
-        engine.update(cache_attention=True)
-    assert "\n" not in str(err.value) and not engine.stats()["cache_attention"]
