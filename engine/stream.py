@@ -600,9 +600,7 @@ class StreamEngine:
 
         status = getattr(self, "accel_status", None)
         if status is not None and getattr(status, "active", None) == "tensorrt":
-            raise ValueError(
-                "cache_attention isn't exported to TensorRT yet; use --accel torch or compile for it"
-            )
+            raise ValueError("cache_attention isn't exported to TensorRT yet; use --accel torch for it")
         if isinstance(self.unet_fn, GraphedFn):
             raise ValueError("cache_attention can't run inside CUDA graphs yet; use --accel torch for it")
 

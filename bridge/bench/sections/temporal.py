@@ -18,6 +18,7 @@ import torch
 from ..context import BenchContext, RowSpec
 from ..results import Column, Comparison, Section
 from ..stats import ratio
+from ..worker import run_in_worker
 from .columns import LATENCY, PEAK
 
 FEEDBACK = 0.4
@@ -127,7 +128,8 @@ def run(ctx: BenchContext) -> Section:
             continue
         engine = ctx.engine(row_config(specs, label), key=label)
         try:
-            errors[label] = engine_warp_error(engine, frames)
+            # on a worker thread, as the timed calls: the main thread runs far slower under load here
+            errors[label] = run_in_worker(lambda e=engine: engine_warp_error(e, frames))
         except Exception as exc:  # noqa: BLE001 - a failing row must not end the run
             row.error = f"warp error: {type(exc).__name__}: {exc}".splitlines()[0]
             continue
