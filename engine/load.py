@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from .config import EngineConfig
 from .errors import EngineError
 from .models import load_models
 from .stream import StreamEngine
+
+log = logging.getLogger(__name__)
 
 
 def apply_tome(unet, ratio: float, max_downsample: int = 1) -> None:
@@ -41,6 +44,9 @@ def load_engine(config: EngineConfig, progress: Callable[[str], None] | None = N
     from engine import accel  # after the models: TensorRT and CUDA stay unimported until asked for
 
     accel.apply(engine, config, _fraction_progress(progress) if progress else None)
+    why = engine.settle_temporal_backend()  # issue 18: cached attention needs the torch UNet
+    if why:
+        log.warning("cache_attention is off: %s", why)
     return engine
 
 

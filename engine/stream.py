@@ -579,12 +579,30 @@ class StreamEngine:
             self._filter.reset()
 
     def _check_cache_backend(self) -> None:
-        """Cached attention lives in the torch UNet's processors, which a TensorRT engine bypasses."""
+        """Cached attention lives in the torch UNet's processors (issue 18): a TensorRT engine
+        bypasses them, and a CUDA-graph replay would freeze the cache's length at capture time."""
+        from .accel.graphs import GraphedFn
+
         status = getattr(self, "accel_status", None)
         if status is not None and getattr(status, "active", None) == "tensorrt":
-            raise ValueError(
-                "cache_attention isn't exported to TensorRT yet; use --accel torch or compile for it"
-            )
+            raise ValueError("cache_attention isn't exported to TensorRT yet; use --accel torch for it")
+        if isinstance(self.unet_fn, GraphedFn):
+            raise ValueError("cache_attention can't run inside CUDA graphs yet; use --accel torch for it")
+
+    def settle_temporal_backend(self) -> str | None:
+        """After acceleration is applied: switch a configured cache off if the backend can't run it.
+
+        Returns why (for a one-line warning), or None when all is well.
+        """
+        if not self._temporal.cache_attention:
+            return None
+        try:
+            self._check_cache_backend()
+        except ValueError as exc:
+            with self._lock:
+                self._temporal.apply({"cache_attention": False})
+            return str(exc)
+        return None
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -84,7 +84,7 @@ def typed_args(address: str, texts: list[str]) -> list[Any]:
     kind = route.param.kind
     if route.norm:
         values: list[Any] = [_number(t, False, address) for t in texts]
-    elif kind is Kind.FLOAT:
+    elif kind in (Kind.FLOAT, Kind.FLOAT_LIST):  # FLOAT_LIST: a region's rect, x y w h
         values = [_number(t, False, address) for t in texts]
     elif kind in (Kind.INT, Kind.INT_LIST, Kind.INT_PAIR):
         values = [_number(t, True, address) for t in texts]

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .attention_cache import MAX_CACHE_FRAMES, AttentionCache, check_frames, check_interval
-from .cached_attention import CachedSelfAttention, install, uninstall
+from .cached_attention import CachedSelfAttention, CacheSlot, install, slot_of, uninstall
 from .feedback import LatentFeedback, check_feedback
 
 TEMPORAL_KEYS = ("feedback", "cache_attention", "cache_frames", "cache_interval")
@@ -28,6 +28,7 @@ __all__ = [
     "MAX_CACHE_FRAMES",
     "TEMPORAL_KEYS",
     "AttentionCache",
+    "CacheSlot",
     "CachedSelfAttention",
     "LatentFeedback",
     "Temporal",
@@ -50,7 +51,6 @@ class Temporal:
         self.feedback = LatentFeedback(frames, latent_shape, device, dtype, inv_scaling)
         self.cache = AttentionCache()
         self.cache_attention = False
-        self._replaced: dict[str, Any] | None = None
         self._conditioning: object = None
 
     # -- live parameters ---------------------------------------------------------------------
@@ -84,10 +84,9 @@ class Temporal:
 
     def _switch_cache(self, on: bool) -> None:
         if on:
-            self._replaced = install(self._unet, self.cache)
-        elif self._replaced is not None:
-            uninstall(self._unet, self._replaced)
-            self._replaced = None
+            install(self._unet)
+        else:
+            uninstall(self._unet)
         self.cache.reset()
         self.cache_attention = on
 
@@ -100,6 +99,9 @@ class Temporal:
         return self.feedback.entry(latents)
 
     def begin_frame(self) -> None:
+        slot = slot_of(self._unet)
+        if slot is not None:  # some engine on this UNet has a cache: this frame uses ours or none
+            slot.cache = self.cache if self.cache_attention else None
         if self.cache_attention:
             self.cache.begin_frame()
 
@@ -110,6 +112,9 @@ class Temporal:
         self.feedback.remember(x0)
         if self.cache_attention:
             self.cache.end_frame()
+            slot = slot_of(self._unet)
+            if slot is not None:
+                slot.cache = None
 
     def reset(self) -> None:
         self.feedback.forget()

@@ -30,6 +30,8 @@ def _run(*args: str):
         (["/sd/guidance/norm", "0.5"], ",f", [0.5]),
         (["/sd/bypass", "on"], ",i", [1]),
         (["/sd/resolution", "512", "384"], ",ii", [512, 384]),
+        (["/sd/region/0/rect", "0", "0", "0.5", "1"], ",ffff", [0.0, 0.0, 0.5, 1.0]),  # README's example
+        (["/sd/feedback", "0.25"], ",f", [0.25]),
         (["/sd/prompts", "cat", "1", "dog", "0.5"], ",sfsf", ["cat", 1.0, "dog", 0.5]),
         (["/sd/seeds", "1", "0.5", "2", "0.5"], ",ifif", [1, 0.5, 2, 0.5]),
         (["/sd/status"], ",", []),

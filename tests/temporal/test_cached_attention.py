@@ -8,11 +8,10 @@ import math
 
 import pytest
 import torch
-from diffusers.models.attention_processor import Attention
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
-from engine.accel import AccelStatus
-from engine.temporal import AttentionCache, CachedSelfAttention
-from engine.temporal.cached_attention import self_attention_names
+from engine.temporal import AttentionCache, CachedSelfAttention, CacheSlot
+from engine.temporal.cached_attention import self_attention_names, slot_of
 
 
 def _attention(heads: int = 2, dim_head: int = 4) -> Attention:
@@ -36,6 +35,12 @@ def _by_hand(attn: Attention, x: torch.Tensor, keys_from: list[torch.Tensor]) ->
     return attn.to_out[1](attn.to_out[0](out))
 
 
+def _cached(attn: Attention, cache: AttentionCache) -> None:
+    slot = CacheSlot()
+    slot.cache = cache
+    attn.set_processor(CachedSelfAttention(slot, "layer", AttnProcessor2_0()))
+
+
 def _frame(attn, cache, x):
     cache.begin_frame()
     out = attn(x)
@@ -47,7 +52,7 @@ def _frame(attn, cache, x):
 def test_with_its_own_kv_cached_it_is_attention_over_the_doubled_sequence():
     attn = _attention()
     cache = AttentionCache(frames=2)
-    attn.set_processor(CachedSelfAttention(cache, "layer"))
+    _cached(attn, cache)
     x = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(1))
     first = _frame(attn, cache, x)
     torch.testing.assert_close(first, _by_hand(attn, x, [x]))  # empty cache: plain attention
@@ -60,7 +65,7 @@ def test_with_its_own_kv_cached_it_is_attention_over_the_doubled_sequence():
 def test_it_attends_to_the_cached_frames_of_the_same_rows():
     attn = _attention()
     cache = AttentionCache(frames=2)
-    attn.set_processor(CachedSelfAttention(cache, "layer"))
+    _cached(attn, cache)
     g = torch.Generator().manual_seed(2)
     a, b, c = (torch.randn(2, 6, 8, generator=g) for _ in range(3))
     _frame(attn, cache, a)
@@ -77,7 +82,7 @@ def test_it_attends_to_the_cached_frames_of_the_same_rows():
 def test_a_new_batch_shape_starts_a_fresh_ring():
     attn = _attention()
     cache = AttentionCache(frames=3)
-    attn.set_processor(CachedSelfAttention(cache, "layer"))
+    _cached(attn, cache)
     g = torch.Generator().manual_seed(3)
     _frame(attn, cache, torch.randn(2, 6, 8, generator=g))
     bigger = torch.randn(2, 10, 8, generator=g)  # another resolution: more tokens
@@ -100,6 +105,22 @@ def test_cache_off_is_todays_output_and_the_unets_own_processors(make_engine, fr
     assert all(engine.unet.attn_processors[n] is p for n, p in originals.items())
     engine.reset()
     assert all(torch.equal(a, b) for a, b in zip(_run(engine, frames), today, strict=True))
+
+
+def test_engines_sharing_a_unet_keep_their_own_caches(make_engine, frames):
+    today = _run(make_engine(), frames)
+    cached_alone = _run(make_engine(own_models=True, cache_attention=True), frames)
+    plain, cached, other = make_engine(), make_engine(cache_attention=True), make_engine()
+    assert cached.unet is plain.unet
+    outs = {"plain": [], "cached": [], "other": []}
+    for f in frames:  # interleaved, as the bench's rows take turns
+        for name, engine in (("plain", plain), ("cached", cached), ("other", other)):
+            outs[name].append(engine(f).clone())
+    assert all(torch.equal(a, b) for a, b in zip(outs["plain"], today, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(outs["other"], today, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(outs["cached"], cached_alone, strict=True))
+    cached.update(cache_attention=False)
+    assert slot_of(plain.unet) is None  # the last user put the UNet's own processors back
 
 
 def test_enabling_the_cache_changes_the_next_frames(make_engine, frames):
@@ -204,11 +225,3 @@ def test_integral_floats_from_osc_count_as_integers(make_engine):
     engine = make_engine()
     engine.update(cache_frames=2.0, cache_interval=5.0)
     assert engine._temporal.cache.frames == 2 and engine._temporal.cache.interval == 5
-
-
-def test_tensorrt_refuses_the_cache_in_one_line(make_engine):
-    engine = make_engine()
-    engine.accel_status = AccelStatus(requested="tensorrt", active="tensorrt")
-    with pytest.raises(ValueError, match="isn't exported to TensorRT yet") as err:
-        engine.update(cache_attention=True)
-    assert "\n" not in str(err.value) and not engine.stats()["cache_attention"]
