@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import struct
@@ -44,10 +45,8 @@ class Sniffer:
         self.sock.bind(("", MDNS_PORT))
         for iface in ["127.0.0.1", *_lan_addresses()]:
             mreq = struct.pack("4s4s", socket.inet_aton(MDNS_GROUP), socket.inet_aton(iface))
-            try:
+            with contextlib.suppress(OSError):  # already a member through another interface
                 self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-            except OSError:
-                pass  # already a member through another interface
         self.sock.settimeout(0.2)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -59,10 +60,8 @@ def test_slowloris_clients_neither_block_a_get_nor_pile_up_threads(http):
     def trickle() -> None:  # a header byte now and then, so no single read ever times out
         while not stop.is_set():
             for s in slow:
-                try:
+                with contextlib.suppress(OSError):
                     s.send(b"X")
-                except OSError:
-                    pass
             stop.wait(0.2)
 
     feeder = threading.Thread(target=trickle, daemon=True)
