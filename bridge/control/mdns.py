@@ -31,6 +31,8 @@ class Advertisement:
         """Set once the service is announced (never, for the `none` backend)."""
         self.name: str | None = None
         """The instance name announced (zeroconf may add a suffix to resolve a clash)."""
+        self.interfaces: list[str] | None = None
+        """The interface addresses announced on; None: every interface."""
         self._closers: list[Any] = []
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -48,8 +50,19 @@ class Advertisement:
                 log.debug("mDNS: withdrawing failed: %r", exc)
 
 
+WILDCARDS = ("", "0.0.0.0", "::")
+
+
 def advertise(name: str, port: int, host: str = "127.0.0.1") -> Advertisement:
-    """Announce `name` as an OSCQuery server on TCP `port`; never raises."""
+    """Announce `name` as an OSCQuery server on TCP `port`, only where `host` listens; never raises.
+
+    A server bound to one address (loopback by default) is announced on that interface only:
+    announcing a loopback server on the LAN would invite every machine there to a port they
+    cannot reach. A wildcard bind is announced on every interface.
+    """
+    if ":" in host and host not in WILDCARDS:
+        log.info("OSCQuery not advertised over mDNS: announcing an IPv6 address (%s) is not supported", host)
+        return Advertisement("none")
     try:
         import zeroconf  # noqa: F401
     except ImportError:
@@ -57,15 +70,20 @@ def advertise(name: str, port: int, host: str = "127.0.0.1") -> Advertisement:
     else:
         return _with_zeroconf(name, port, host)
     tool = shutil.which("avahi-publish-service")
-    if tool:
+    if tool and host in WILDCARDS:
         return _with_avahi(tool, name, port)
+    if tool:  # avahi-publish-service announces on every interface: not for a server bound to one
+        log.info(
+            "OSCQuery not advertised over mDNS on %s: `pip install zeroconf` to announce there only", host
+        )
+        return Advertisement("none")
     log.info("OSCQuery not advertised over mDNS: `pip install zeroconf` or install avahi-utils to enable it")
     return Advertisement("none")
 
 
 def _addresses(host: str) -> list[str]:
     """The IPv4 addresses to announce for a server bound to `host`."""
-    if host not in ("", "0.0.0.0", "::"):
+    if host not in WILDCARDS:
         return [host]
     import ifaddr  # a dependency of zeroconf
 
@@ -78,9 +96,10 @@ def _addresses(host: str) -> list[str]:
 
 
 def _with_zeroconf(name: str, port: int, host: str) -> Advertisement:
-    from zeroconf import IPVersion, ServiceInfo, Zeroconf
+    from zeroconf import InterfaceChoice, IPVersion, ServiceInfo, Zeroconf
 
     ad = Advertisement("zeroconf")
+    ad.interfaces = None if host in WILDCARDS else [host]
     addresses = [a for a in _addresses(host) if ipaddress.ip_address(a).version == 4]
     info = ServiceInfo(
         SERVICE_TYPE,
@@ -92,7 +111,7 @@ def _with_zeroconf(name: str, port: int, host: str) -> Advertisement:
 
     def register() -> None:
         try:
-            zc = Zeroconf(ip_version=IPVersion.V4Only)
+            zc = Zeroconf(interfaces=ad.interfaces or InterfaceChoice.All, ip_version=IPVersion.V4Only)
         except Exception as exc:
             log.info("OSCQuery not advertised over mDNS: %s", exc)
             return
@@ -108,7 +127,8 @@ def _with_zeroconf(name: str, port: int, host: str) -> Advertisement:
         ad._closers.append(lambda: zc.unregister_service(info))
         ad.name = info.name
         ad.registered.set()
-        log.info("OSCQuery advertised over mDNS as %s", info.name)
+        where = ", ".join(ad.interfaces) if ad.interfaces else "every interface"
+        log.info("OSCQuery advertised over mDNS as %s on %s", info.name, where)
 
     ad._thread = threading.Thread(target=register, name="mdns-register", daemon=True)
     ad._thread.start()

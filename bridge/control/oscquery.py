@@ -14,9 +14,13 @@ we need of the spec is one JSON tree over http.server, about a hundred lines her
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -26,10 +30,17 @@ from .netallow import Networks, allowed
 from .osc_wire import shortest_f32
 from .params import Kind, Param
 from .store import ParamStore
+from .throttle import ThrottledLog
 
 log = logging.getLogger("bridge.oscquery")
 
 ACCESS_NONE, ACCESS_READ, ACCESS_WRITE, ACCESS_READ_WRITE = 0, 1, 2, 3
+
+CONNECTION_TIMEOUT = 5.0
+"""Seconds a client has to send its request (all of it) before the connection is closed."""
+MAX_CONNECTIONS = 32
+"""Connections open at once (one thread each); a new one beyond this closes the oldest."""
+LISTEN_BACKLOG = 128
 
 
 EXTENSIONS = {
@@ -155,7 +166,13 @@ class OscQueryServer:
         port: int = 0,
         name: str = "sd-bridge",
         allow: Networks | None = None,
+        *,
+        timeout: float = CONNECTION_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
+        self.timeout = timeout
+        """Seconds a connection may take to send its request and get the answer, in all."""
+        self.max_connections = max_connections
         self.store = store
         self.allow = allow
         """Only these clients get answers (the same list as OSC); None: everyone who can reach us."""
@@ -182,7 +199,7 @@ class OscQueryServer:
             query = server
 
         try:
-            self._httpd = _HTTPServer((self.host, self.port), Handler)
+            self._httpd = _HTTPServer((self.host, self.port), Handler, self.timeout, self.max_connections)
             self._httpd.allow = self.allow
         except OSError as exc:
             raise OSError(f"cannot serve OSCQuery on {self.host}:{self.port}: {exc.strerror or exc}") from exc
@@ -210,16 +227,69 @@ class OscQueryServer:
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    """http.server, made safe to leave open on a stage network.
+
+    Every connection gets `timeout` seconds in all to send its request (a per-read timeout alone
+    lets a slowloris client that sends a byte a second hold a thread forever); at most
+    `max_connections` are open at once, each on its own thread, and a new one beyond that
+    closes the oldest (the slowest) so a normal GET still gets in; a client that goes away
+    mid-request is one quiet log line, not a traceback.
+    """
+
     allow: Networks | None = None
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, address: tuple[str, int], handler: type, timeout: float, max_connections: int) -> None:
+        self.connection_timeout = timeout
+        self.max_connections = max_connections
+        self._open: dict[Any, float] = {}
+        self._open_lock = threading.Lock()
+        self._quiet = ThrottledLog(log, interval=5.0)
+        super().__init__(address, handler)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         return self.allow is None or allowed(str(client_address[0]), self.allow)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            while len(self._open) >= self.max_connections:
+                oldest = min(self._open, key=self._open.__getitem__)
+                self._cut(oldest)
+            self._open[request] = time.monotonic()
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.pop(request, None)
+        super().shutdown_request(request)
+
+    def service_actions(self) -> None:
+        """Called by serve_forever between polls: cut connections past their time."""
+        cutoff = time.monotonic() - self.connection_timeout
+        with self._open_lock:
+            for request, opened in list(self._open.items()):
+                if opened < cutoff:
+                    self._cut(request)
+
+    def _cut(self, request: Any) -> None:
+        """Wake the connection's thread out of its read (it then closes the socket); lock held."""
+        self._open.pop(request, None)
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        self._quiet.info("aborted", f"OSCQuery: a request from {client_address[0]} failed: {exc!r}")
 
 
 class _Handler(BaseHTTPRequestHandler):
     query: OscQueryServer
     server_version = "sd-bridge-oscquery"
+
+    def setup(self) -> None:
+        self.timeout = self.server.connection_timeout  # type: ignore[attr-defined]  # each read, at most
+        super().setup()
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         url = urlsplit(self.path)

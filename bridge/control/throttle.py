@@ -19,6 +19,12 @@ class ThrottledLog:
 
     def warning(self, key: str, message: str) -> bool:
         """Log `message` unless a line with this key was logged less than `interval` ago."""
+        return self._log(logging.WARNING, key, message)
+
+    def info(self, key: str, message: str) -> bool:
+        return self._log(logging.INFO, key, message)
+
+    def _log(self, level: int, key: str, message: str) -> bool:
         now = time.monotonic()
         with self._lock:
             if now - self._last.get(key, -1e9) < self._interval:
@@ -27,7 +33,7 @@ class ThrottledLog:
             self._last[key] = now
             held = self._held.pop(key, 0)
         suffix = f" ({held} similar in the last {self._interval:g}s not logged)" if held else ""
-        self._logger.warning("%s%s", message, suffix)
+        self._logger.log(level, "%s%s", message, suffix)
         return True
 
 
