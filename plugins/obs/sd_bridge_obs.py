@@ -600,13 +600,16 @@ class Link:
                 self.notes.append(f"no answer from {self.host}:{self.port}")
             self.send("/sd/status", [])
         handled = 0
+        target = self.address()
         for _ in range(max_packets):
             try:
-                data, _addr = self.sock.recvfrom(65536)
+                data, sender = self.sock.recvfrom(65536)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:  # e.g. Windows reports an earlier unreachable port here
                 continue
+            if target is None or sender[:2] != target:
+                continue  # not from the daemon we talk to (a late reply from the previous target)
             try:
                 messages = decode_packet(data)
             except ValueError:

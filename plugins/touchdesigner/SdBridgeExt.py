@@ -517,6 +517,11 @@ class SdBridgeExt:
         return True
 
     def OnParValueChange(self, par) -> None:
+        if par.name in ("Host", "Port"):
+            # Another daemon: nothing is known to it yet, and nothing from it has been heard.
+            self.connected, self.unanswered = False, 0
+            self.sent.clear()
+            return
         msg = message_for(par.name, par.eval())
         if msg is not None:
             self.Send(*msg)

@@ -8,8 +8,14 @@ collection switch. Each runs as a task on OBS's UI thread (`obs_queue_task(OBS_T
 the Scripts window runs them.
 
 The test talks to it through files in the folder named by its `dir` setting: it writes
-`<n>.json` ({"op": ..., ...}); a 50 ms timer picks the next one up, and the UI task writes
-`<n>.done.json` ({"ok": bool, "result": ...}). Standard library and obspython only.
+`<n>.json` ({"op": ..., ...}); a thread of the driver's own picks the next one up, and the UI
+task writes `<n>.done.json` ({"ok": bool, "result": ...}). Standard library and obspython only.
+
+Why a thread and not an OBS timer: OBS 29 keeps "the script being called" in one global
+(`cur_python_script`) that a timer callback on the graphics thread saves and restores around
+itself. When a timer of one script runs while the UI thread reloads another (the Python lock
+changes hands mid-load), the reloaded script's `timer_add` is filed under no script and OBS
+crashes. A plain Python thread is no OBS callback and leaves that global alone.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import traceback
 
 import obspython as obs
@@ -31,6 +38,8 @@ _target = TARGET
 _dir = ""
 _next = 0
 _busy = False
+_active = False
+_thread: threading.Thread | None = None
 _keep: list = []  # ctypes callbacks must outlive the task they were queued for
 
 _TASK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
@@ -194,7 +203,11 @@ def _on_ui(n: int, command: dict) -> None:
     _busy = False
 
 
-def _tick() -> None:
+_active = False
+_thread: threading.Thread | None = None
+
+
+def _next_command() -> None:
     global _next, _busy
     if _busy or not _dir:
         return
@@ -209,6 +222,12 @@ def _tick() -> None:
     _lib.obs_queue_task(OBS_TASK_UI, task, None, False)
 
 
+def _watch() -> None:
+    while _active:
+        _next_command()
+        time.sleep(0.05)
+
+
 def script_description() -> str:
     return "sd-bridge test driver (tests/plugins/test_obs_real.py); not for shows."
 
@@ -217,9 +236,14 @@ def script_load(settings) -> None:
     global _dir, _target
     _dir = obs.obs_data_get_string(settings, "dir")
     _target = obs.obs_data_get_string(settings, "target") or TARGET
-    obs.timer_add(_tick, 50)
+    global _active, _thread
+    _active = True
+    if _thread is None or not _thread.is_alive():
+        _thread = threading.Thread(target=_watch, name="sd-bridge-test-driver", daemon=True)
+        _thread.start()
     print(f"sd-bridge test driver ready: {_dir}")
 
 
 def script_unload() -> None:
-    obs.timer_remove(_tick)
+    global _active
+    _active = False  # a collection switch loads the driver again, which starts it again

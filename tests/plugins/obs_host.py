@@ -152,7 +152,8 @@ class ObsHost:
                 self.xvfb.kill()
 
     def close(self, timeout: float = 30.0) -> int | None:
-        """Close OBS the way a user's quit does (SIGTERM: scripts unload, the collection is saved)."""
+        """Close OBS the way a user's quit does. SIGINT: OBS 29 then unloads its scripts and saves the
+        collection; SIGTERM ends it at once, with neither."""
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
         self.proc.send_signal(signal.SIGINT)

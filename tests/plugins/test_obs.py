@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import select
 import shlex
 import socket
 import struct
@@ -333,3 +334,14 @@ def test_send_errors_and_connection_changes_reach_the_log(obs_script, capsys):
         assert link.notes[-1].startswith("cannot send to no-such-host.invalid:7000: cannot resolve")
     finally:
         link.close()
+
+
+def test_a_late_reply_from_the_previous_target_is_not_the_new_one(obs_script):
+    _store, server, _settings = obs_script
+    link = script._link
+    link.poll(now=1000.0)  # asks the daemon for its status...
+    assert select.select([link.sock], [], [], 5)[0], "no reply"  # ...whose reply is on its way...
+    link.retarget("127.0.0.1", _free_port())  # ...when the user picks another port
+    link.poll(now=1000.5)
+    assert not link.connected and not link.answering()
+    assert link.last_status == ""

@@ -268,3 +268,12 @@ def test_a_restarted_daemon_gets_the_panel_again(td):
     with OscServer(fresh, host="127.0.0.1", port=port, stats=lambda: dict(STATS), advertise=False):
         ext.Poll()
         assert wait_for(lambda: fresh.get("seed") == 1234, poll=lambda: oscout.pump(ext.OnOSC))
+
+
+def test_a_new_host_or_port_is_a_new_daemon(td):
+    _store, _server, comp, ext, oscout = td
+    ext.Poll()
+    assert wait_for(lambda: ext.connected, poll=lambda: oscout.pump(ext.OnOSC))
+    comp.par.Port.val = _free_port()
+    ext.OnParValueChange(comp.par.Port)
+    assert not ext.connected and ext.sent == {}  # it gets every value once it answers
