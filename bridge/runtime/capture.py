@@ -182,16 +182,23 @@ class CaptureRoom:
 
     # -- the hold timer -------------------------------------------------------------------
     def _hold_loop(self) -> None:
+        """Sleeps until the source has been silent for `hold_after_s`, then repeats its last frame
+        at the runtime's rate until a fresh one comes (a healthy source costs ~10 wake-ups a second)."""
         assert self.hold_fps
         period = 1.0 / self.hold_fps
-        next_t = time.perf_counter() + period
-        while not self._stop.wait(max(0.0, next_t - time.perf_counter())):
-            now = time.perf_counter()
-            next_t = max(next_t + period, now)
+        tick: float | None = None  # while holding: when the next repeat is due (a steady cadence)
+        while not self._stop.is_set():
             with self._lock:
-                last, silent = self._last, time.monotonic() - self._fresh_at
-            if last is not None and silent >= self.hold_after_s:
-                self._deliver(last, now, fresh=False)
+                last, fresh_at = self._last, self._fresh_at
+            wait = fresh_at + self.hold_after_s - time.monotonic()
+            if last is None or wait > 0:
+                tick = None
+                self._stop.wait(wait if last is not None else period)
+                continue
+            now = time.perf_counter()
+            self._deliver(last, now, fresh=False)
+            tick = max((tick or now) + period, now - period)  # catch up by a frame at most
+            self._stop.wait(max(0.0, tick - time.perf_counter()))
 
     def _deliver(self, image: np.ndarray, t0: float, *, fresh: bool) -> None:
         with self._lock:  # the reader and the hold timer never deliver at once
