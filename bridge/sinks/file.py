@@ -5,7 +5,8 @@ Each frame is stamped with the wall time it was written, so a run that manages 5
 10 s video. A write that fails, or that silently goes nowhere (folder removed, disk full, the file no
 longer growing: see write_watch), raises one line from `write()`; the runtime counts a sink fault and
 reopens the sink, which records on into a new numbered file (`NAME.2.mp4`, `NAME.3.mp4`, ...) and
-never touches the part already written.
+never touches the part already written. A run that finds `PATH` from an earlier run (a daemon restarted
+after a crash) starts at the first free numbered name the same way: no file with frames is replaced.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable
 from typing import IO
@@ -34,6 +36,14 @@ def part_path(path: str, part: int) -> str:
         return path
     root, ext = os.path.splitext(path)
     return f"{root}.{part}{ext}"
+
+
+def is_empty_file(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0
 
 
 def even(n: int) -> int:
@@ -59,6 +69,7 @@ class FileSink:
         self.name = f"file:{path}"
         self.free_floor, self.stall_s, self.clock = free_floor, stall_s, clock
         self._info = log.debug if quiet else log.info
+        self._warn = log.debug if quiet else log.warning
         self.frames = 0
         """Frames written in all parts together."""
         self.parts: list[tuple[str, int]] = []
@@ -103,7 +114,11 @@ class FileSink:
         if target == self._announced:
             return  # the same empty part, tried again
         self._announced = target
-        if len(self.parts) == 1:
+        if len(self.parts) == 1 and target != self.path:
+            self._warn(
+                "%s: %s already exists and is never replaced; recording to %s", self.name, self.path, target
+            )
+        elif len(self.parts) == 1:
             self._info("recording to %s", target)
         else:
             earlier = ", ".join(
@@ -114,20 +129,21 @@ class FileSink:
             log.warning("%s: recording on into %s; before: %s", self.name, target, earlier)
 
     def _create_next(self) -> tuple[str, IO[bytes]]:
-        """Part 1 replaces a file of that name from an earlier run, and a part of ours that got no frame
-        is written again (so retries on a full disk leave no pile of empty files); nothing else is ever
-        replaced."""
+        """The first free name from `PATH` on: the first part skips a file left by an earlier run, a
+        reopen skips the parts before it. Only an empty file is written over (one whose open failed, or a
+        part of ours that got no frame, so retries on a full disk leave no pile of empty files); a file
+        with anything in it is never replaced."""
         if self.parts and self.parts[-1][1] == 0:
             target, _ = self.parts.pop()
             return target, self._create(target, "wb")
-        if not self.parts:
-            return self.path, self._create(self.path, "wb")
         part = len(self.parts) + 1
         while True:
             target = part_path(self.path, part)
             try:
                 return target, self._create(target, "xb")
             except FileExistsError:
+                if is_empty_file(target):
+                    return target, self._create(target, "wb")
                 part += 1
 
     @staticmethod
@@ -189,8 +205,9 @@ def probe(folder: str) -> int:
             sink.write(np.full((64, 64, 3), level, np.uint8))
     finally:
         sink.close()
+    written = sink.parts[0][0]  # not `path` when a file of that name was already there
     try:
-        return os.path.getsize(path)
+        return os.path.getsize(written)
     finally:
         with contextlib.suppress(OSError):
-            os.unlink(path)
+            os.unlink(written)

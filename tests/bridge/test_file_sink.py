@@ -130,6 +130,48 @@ def test_a_reopened_sink_records_into_a_new_file_and_never_replaces_one(tmp_path
     assert_levels(decode(tmp_path / "set.3.mp4"), [200, 150])
 
 
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_a_new_run_on_the_same_path_keeps_the_earlier_recording_and_writes_the_next_numbered_file(
+    tmp_path: Path, ext: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A daemon restarted after a crash must not truncate that show's recording: it writes NAME.2, NAME.3."""
+    path = tmp_path / f"show{ext}"
+    files = [path, tmp_path / f"show.2{ext}", tmp_path / f"show.3{ext}"]
+    batches = [[10, 60, 110], [200, 150], [90]]
+    kept: list[bytes] = []
+    for run, batch in enumerate(batches):
+        sink = FileSink(str(path))  # a new run: a new sink that knows nothing of the one before
+        with caplog.at_level(logging.INFO):
+            caplog.clear()
+            sink.open(64, 64, 30.0)
+            for level in batch:
+                sink.write(gray(level))
+            sink.close()
+        assert sink.parts == [(str(files[run]), len(batch))]
+        assert [f.read_bytes() for f in files[:run]] == kept, "an earlier run's recording was changed"
+        kept.append(files[run].read_bytes())
+        if run:
+            lines = [r.getMessage() for r in caplog.records if "already exists" in r.getMessage()]
+            assert lines == [
+                f"file:{path}: {path} already exists and is never replaced; recording to {files[run]}"
+            ]
+    for file, batch in zip(files, batches, strict=True):
+        assert_levels(decode(file), batch)
+    assert sorted(os.listdir(tmp_path)) == sorted(f.name for f in files)
+
+
+def test_an_empty_file_at_the_path_is_recorded_into(tmp_path: Path) -> None:
+    """Nothing to keep in an empty file (one left by a process killed at open): no `.2` for it."""
+    path = tmp_path / "show.mp4"
+    path.touch()
+    sink = FileSink(str(path))
+    sink.open(64, 64, 30.0)
+    sink.write(gray(80))
+    sink.close()
+    assert sink.parts == [(str(path), 1)] and os.listdir(tmp_path) == ["show.mp4"]
+    assert_levels(decode(path), [80])
+
+
 def test_an_odd_size_records_at_the_even_size_below_it(tmp_path: Path) -> None:
     path = tmp_path / "odd.mp4"
     sink = FileSink(str(path))
@@ -303,6 +345,10 @@ def test_the_doctor_probe_records_quietly_and_cleans_up(
     with caplog.at_level(logging.INFO):
         assert probe(str(tmp_path)) > 1000
     assert os.listdir(tmp_path) == [] and caplog.text == ""
+    (tmp_path / "sd-bridge-probe.mp4").write_bytes(b"a user's file")  # kept: the probe removes only its own
+    assert probe(str(tmp_path)) > 1000
+    assert os.listdir(tmp_path) == ["sd-bridge-probe.mp4"]
+    assert (tmp_path / "sd-bridge-probe.mp4").read_bytes() == b"a user's file"
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(RecordingError, match="cannot make the folder") as err:
         probe(str(tmp_path / "a-file" / "sub"))
