@@ -309,7 +309,10 @@ class OscServer:
         return self._inbox.coalesced
 
     def handle_packet(self, data: bytes, sender: tuple[str, int]) -> None:
-        """Check, file and apply one datagram from `sender` at once (what the receive thread does)."""
+        """Check, file and apply one datagram from `sender` at once (what the receive thread does).
+
+        For tests and tools driving a server that is not started: the inbox belongs to the
+        receive thread and has no lock."""
         self._intake(data, sender)
         self._work(float("inf"))
 
