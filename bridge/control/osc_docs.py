@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from . import osc, osc_map, osc_stats
+from .osc_wire import TAG_NAMES
+from .oscquery import CONNECTION_TIMEOUT, MAX_CONNECTIONS
 from .params import PARAMS, Kind, Param, _fmt
 
 HEADER = """\
@@ -20,6 +22,13 @@ a controller that floods us never makes the engine fall behind.
 
 - Integers sent as floats (`7.0`) and floats sent as integers are accepted; strings are UTF-8.
 - Booleans take `0`/`1`, OSC `T`/`F`, or the strings `on`/`off`/`true`/`false`.
+- Accepted OSC type tags: numbers as
+  {numbers};
+  text as {text}; booleans also as {bools}.
+  Lists come as separate arguments or as one OSC array (`[ii]`).
+- Any other type is refused with `/sd/error` naming it (a blob is never read as text, an RGBA
+  colour never as a number):
+  {refused}.
 - Bundles are unpacked and all their changes applied at once, whatever their timetag
   (TouchDesigner timestamps what it sends; waiting for it would withhold messages under clock skew).
 - Parameters marked *clamp* take out-of-range numbers and clamp them; the others refuse them.
@@ -52,6 +61,19 @@ SECURITY = f"""\
 - Unknown addresses, wrong types, wrong argument counts, NaN or infinite numbers, out-of-range
   values (unless clamped), packets over {osc.MAX_PACKET} bytes and malformed packets are refused with an
   `/sd/error` reply and a log line; the server keeps running and no parameter changes.
+- Packets are read strictly: a size that is not a multiple of 4, an argument cut short, bytes
+  left after the last argument, a string without its NUL padding, a blob whose size does not
+  fit, a bundle element whose size lies, or an unknown type tag makes the whole packet
+  malformed (`/sd/error malformed OSC packet (N bytes): ...`), never a zero-padded value.
+- Every rule the engine checks is checked here first: `/sd/t_index` must be strictly
+  increasing (`40 30` is refused), `/sd/model` must name a model (not `""`), and a brush mask
+  naming a PNG that is not in the masks folder is refused; a refused value is never stored.
+- A flood never slows the frames: the server reads every datagram but parses only the newest
+  per address (and type tags and size) at each turn, for at most {osc.WORK_BUDGET * 1000:g} ms,
+  then pauses ({osc.MIN_PAUSE * 1000:g} to {osc.MAX_PAUSE * 1000:g} ms), so a fader sending 20,000 messages a
+  second costs a few thousand parses a second and the last value sent is the one applied. Each client has its
+  own queue (at most {osc.MAX_PENDING} different messages waiting; more are refused) and clients are
+  served in turns.
 - The server binds `127.0.0.1` unless told otherwise (`--osc-host 0.0.0.0` to accept from the
   network). `--osc-allow` lists the client addresses or networks (`192.168.1.20`,
   `192.168.1.0/24`) that may talk to it; packets from anyone else are dropped unanswered and counted.
@@ -79,6 +101,13 @@ their types, ranges, current values, access and descriptions:
   (the WebSocket `LISTEN` extension is not: live values come from the echo above).
 - The server is advertised over mDNS as `_oscjson._tcp` (with the `zeroconf` package, or
   `avahi-publish-service` where installed), so TouchDesigner's OSCQuery and other browsers find it.
+  It is announced only on the interface it listens on: bound to loopback (the default), only
+  programs on this machine hear of it.
+- Floats show as the float32 they are sent as, without noise (`3.3`). A list whose length
+  varies (`/sd/t_index`, `/sd/prompts`, `/sd/seeds`) has an OSC array TYPE of its current
+  length (`[ii]`), its VALUE and RANGE nested in one list, as in the proposal's array examples.
+- A client has {timeout:g} s to send its request, at most {cap} connections are open at once (a new
+  one closes the oldest), and a client that goes away mid-reply is one log line.
 """
 
 EXAMPLES = """\
@@ -100,6 +129,20 @@ TouchDesigner: from an OSC Out DAT, `op('oscout1').sendOSC('/sd/guidance/norm', 
 DAT listening on the port the messages come from (or `--osc-reply-port`) shows the echoes,
 `/sd/error` and `/sd/stats/...`. Bundles from an OSC Out CHOP are applied as they arrive.
 """
+
+
+def _header() -> str:
+    refused = "".join(t for t in TAG_NAMES if t not in osc_map.BOOL_TAGS + "[")
+    return HEADER.format(
+        numbers=_tags(osc_map.NUMBER_TAGS),
+        text=_tags(osc_map.TEXT_TAGS),
+        bools=_tags("TF"),
+        refused=_tags(refused),
+    )
+
+
+def _tags(tags: str) -> str:
+    return ", ".join(f"`{t}` ({TAG_NAMES[t]})" for t in tags)
 
 
 def _range(p: Param) -> str:
@@ -135,7 +178,7 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
 
 def render(params: Iterable[Param] = PARAMS) -> str:
     params = list(params)
-    out = [HEADER, "## Parameters", ""]
+    out = [_header(), "## Parameters", ""]
     rows = []
     for p in params:
         rows.append(
@@ -162,5 +205,6 @@ def render(params: Iterable[Param] = PARAMS) -> str:
         ["Address", "Type", "What it is"],
         [[f"`/sd/stats/{f.name}`", "`i`" if f.integral else "`f`", f.doc] for f in osc_stats.STAT_FIELDS],
     )
-    out += ["", SECURITY, OSCQUERY, EXAMPLES]
+    oscquery = OSCQUERY.format(timeout=CONNECTION_TIMEOUT, cap=MAX_CONNECTIONS)
+    out += ["", SECURITY, oscquery, EXAMPLES]
     return "\n".join(out).rstrip("\n") + "\n"
