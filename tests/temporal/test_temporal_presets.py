@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.presets import PresetError, load_preset_file
-from bridge.runtime.daemon import ENGINE_FIELD_TO_PARAM
+from bridge.runtime.control import ENGINE_FIELD_TO_PARAM
 
 
 def test_a_preset_sets_feedback_the_cache_and_a_brushs_feedback(tmp_path):
