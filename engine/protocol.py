@@ -26,6 +26,8 @@ LIVE_KEYS: tuple[str, ...] = (
     "transition_frames",
     "transition_curve",
     "regions",
+    "controlnets",
+    "control_image",
 )
 """Every key `FrameEngine.update` accepts; anything else is a ValueError."""
 

@@ -174,6 +174,7 @@ class StreamEngine:
         self._negative_embeds = self._encoder.encode(self.negative_prompt)
         self._noise_gen = torch.Generator(device=self.device)
         self._counters = {"frames": 0, "skipped": 0, "calls": 0, "unet_calls": 0}
+        self._controlnets = None  # ControlNet (issue 17): an engine.controlnet.ControlNetStack
         self._build(live["t_index_list"])
 
     # -- seams: the plain PyTorch implementations ----------------------------------------------
@@ -228,6 +229,8 @@ class StreamEngine:
         self._noise_gen.manual_seed(normalize_seed(self.seed)[0][0])
         self._last: torch.Tensor | None = None
         self._force = n
+        if self._controlnets is not None:  # ControlNet: per-row control images follow the stages
+            self._controlnets.layout(n, f)
 
     def _alloc_batches(self) -> None:
         f, n, g = self.frame_buffer_size, self._n, self._conditioning.groups
@@ -321,6 +324,8 @@ class StreamEngine:
         t1 = self._clock() if prof else 0.0
         if self._transition.active:
             self._write_text(self._transition.advance())
+        if self._controlnets is not None:  # ControlNet: this call's frames' control images enter stage 0
+            self._controlnets.push(frames)
         x0 = self._denoise_batch() if self.use_denoising_batch else self._denoise_sequential()
         t2 = self._clock() if prof else 0.0
         decoded = self.vae_decode_fn(x0 if self._inv_scaling == 1.0 else x0 * self._inv_scaling)
@@ -354,7 +359,7 @@ class StreamEngine:
         """One UNet call over all n*f rows; returns the finished x0 of the oldest f frames."""
         b, r, f, n = self._batch, self._rows, self.frame_buffer_size, self._n
         guided = self._guided
-        pred = self.unet_fn(*b.inputs(guided))
+        pred = self._predict(b, guided, 0)
         self._counters["unet_calls"] += 1
         eps = self._guide(pred, b, self._stock, guided, self._eps)
         x = b.x
@@ -380,7 +385,7 @@ class StreamEngine:
         x0 = self._x0
         for i, b in enumerate(self._stages):
             r = self._stage_rows[i]
-            pred = self.unet_fn(*b.inputs(guided))
+            pred = self._predict(b, guided, i * self.frame_buffer_size)
             self._counters["unet_calls"] += 1
             eps = self._guide(pred, b, stock, guided, None)
             x0 = torch.addcmul(b.x * r.a, r.neg_bc, eps)
@@ -392,6 +397,16 @@ class StreamEngine:
         if n == 1 and uses_stock:
             self._seq_stock = stock
         return x0
+
+    def _predict(self, b: _UNetBatch, guided: bool, first_row: int) -> torch.Tensor:
+        """The UNet seam, or (ControlNet, issue 17) the UNet with the live nets' residuals added."""
+        cn = self._controlnets
+        if cn is None or not cn.active:
+            return self.unet_fn(*b.inputs(guided))
+        ru = b.uncond_rows if guided else 0
+        return cn.predict(
+            self.unet, *b.inputs(guided), rows=b.rows, uncond_rows=ru, groups=b.groups, first_row=first_row
+        )
 
     def _guide(self, pred, b: _UNetBatch, stock, guided: bool, out) -> torch.Tensor:
         """Turn the UNet output into the guided noise estimate eps (residual CFG)."""
@@ -416,7 +431,9 @@ class StreamEngine:
         seed (int or [(seed, weight), ...]), t_index_list (same length: new coefficients; another
         length: the stream restarts), strength (0..1, mapped onto t_index_list keeping its length),
         similarity_filter, similarity_threshold, max_skip_frame, transition_frames, transition_curve,
-        regions (list of `engine.regions.Brush` or dicts; [] or None: one prompt for the whole frame).
+        regions (list of `engine.regions.Brush` or dicts; [] or None: one prompt for the whole frame),
+        controlnets (a list of dicts of live values per ControlNet slot: scale, enabled, preprocessor,
+        start, end, canny_low, canny_high), control_image (an external control image, held until the next).
         """
         unknown = sorted(set(params) - set(LIVE_KEYS))
         if unknown:
@@ -426,6 +443,7 @@ class StreamEngine:
         if "strength" in params and "t_index_list" in params:
             raise ValueError("give t_index_list or strength, not both")
         live = self._validate(params)
+        cn_slots = self._controlnet_slots(params)
         with self._encode_lock:
             target = self._encoder.blend(live["prompt"]) if "prompt" in live else None
             negative = self._encoder.encode(live["negative_prompt"]) if "negative_prompt" in live else None
@@ -435,6 +453,7 @@ class StreamEngine:
             if regional is not None:
                 self._swap_conditioning(regional)
                 self._force = max(self._force, self._n)
+            self._apply_controlnets(params, cn_slots)
 
     def _validate(self, params: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -523,6 +542,44 @@ class StreamEngine:
         if changes_output:  # let the new look through even if the input stands still
             self._force = self._n + (self.transition_frames if target is not None else 0)
 
+    # -- ControlNet (issue 17) -------------------------------------------------------------------
+    @property
+    def controlnets(self):
+        """The `engine.controlnet.ControlNetStack` in use, or None."""
+        return self._controlnets
+
+    def set_controlnets(self, stack) -> None:
+        """Use a `ControlNetStack` (None: no ControlNet); its control images restart empty."""
+        with self._lock:
+            if stack is not None:
+                stack.layout(self._n, self.frame_buffer_size)
+            self._controlnets = stack
+            self._force = max(self._force, self._n)
+
+    def _controlnet_slots(self, params: dict[str, Any]):
+        """Validate `controlnets=[...]` (and load the depth model if a slot switches to it) off the lock."""
+        cn = self._controlnets
+        if cn is None:
+            if "controlnets" in params and not isinstance(params["controlnets"], (list, tuple)):
+                raise ValueError("controlnets must be a list of dicts of live values")
+            return None, None  # no nets loaded: the caller keeps the values for an engine that has some
+        slots = cn.validate(params["controlnets"]) if "controlnets" in params else None
+        if slots is not None and cn.needs_depth(slots):
+            cn.ensure_depth()
+        image = cn.prepare_image(params["control_image"]) if "control_image" in params else None
+        return slots, image
+
+    def _apply_controlnets(self, params: dict[str, Any], prepared) -> None:
+        cn, (slots, image) = self._controlnets, prepared
+        if cn is None:
+            return
+        if slots is not None and cn.apply(slots):
+            self._force = max(self._force, self._n)
+        if "control_image" in params:
+            cn.set_prepared(image)
+            if cn.active:
+                self._force = max(self._force, self._n)
+
     def _refresh_rows(self) -> None:
         self._rows.copy_from(self._make_rows())  # in place: views and captured buffers stay valid
 
@@ -583,6 +640,7 @@ class StreamEngine:
             "cfg_type": self.cfg_type,
             "guidance_scale": self.guidance_scale,
             "unet_batch": self._unet_batch_size(),
+            **(self._controlnets.stats() if self._controlnets is not None else {}),
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
         }
