@@ -50,7 +50,14 @@ def random_depth_model() -> torch.nn.Module:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(2)
-        return DepthAnythingForDepthEstimation(config)
+        model = DepthAnythingForDepthEstimation(config)
+        # He initialisation: transformers' default (std 0.02) makes a random head output ~0 everywhere
+        for mod in model.modules():
+            if isinstance(mod, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
+                torch.nn.init.normal_(mod.weight, std=(2.0 / mod.weight[0].numel()) ** 0.5)
+                if mod.bias is not None:
+                    torch.nn.init.constant_(mod.bias, 0.01)
+        return model
 
 
 class DepthEstimator:
@@ -81,7 +88,7 @@ class DepthEstimator:
         depth = F.interpolate(depth.float(), size=(h, w), mode="bilinear", align_corners=False)
         lo = depth.amin(dim=(-2, -1), keepdim=True)
         hi = depth.amax(dim=(-2, -1), keepdim=True)
-        depth = ((depth - lo) / (hi - lo).clamp_min(1e-6)).nan_to_num_(0.0)
+        depth = ((depth - lo) / (hi - lo).clamp_min(1e-8)).nan_to_num_(0.0)
         return depth.to(frames.dtype).expand(-1, 3, -1, -1)
 
 
