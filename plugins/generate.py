@@ -49,6 +49,14 @@ LABELS = {
     "pause": "Pause",
     "preset": "Preset",
 }
+# ControlNet slots (issue 17): "CN0 scale", "CN0 enabled", ...
+LABELS.update(
+    {
+        f"controlnet.{n}.{field}": f"CN{n} {field.replace('_', ' ')}"
+        for n in range(4)
+        for field in ("scale", "enabled", "preprocessor", "start", "end", "canny_low", "canny_high")
+    }
+)
 
 # Which parameters each plugin shows, grouped into pages (TouchDesigner) in display order.
 TD_PAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -56,8 +64,19 @@ TD_PAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Diffusion", ("guidance", "delta", "strength", "seed")),
     ("Filter", ("filter.enabled", "filter.threshold", "filter.max_skip")),
     ("Show", ("bypass", "pause", "preset")),
+    (
+        "ControlNet",
+        (
+            *(f"controlnet.{n}.{f}" for n in range(4) for f in ("scale", "enabled", "preprocessor")),
+            "controlnet.0.canny_low",
+            "controlnet.0.canny_high",
+        ),
+    ),
 )
-OBS_NAMES = ("prompt", "negative_prompt", "guidance", "delta", "strength", "seed", "preset", "bypass")
+OBS_NAMES = (
+    *("prompt", "negative_prompt", "guidance", "delta", "strength", "seed", "preset", "bypass"),
+    *("controlnet.0.scale", "controlnet.0.enabled"),
+)
 
 STATS: tuple[tuple[str, str], ...] = tuple((f.name, f.name.replace("/", " ")) for f in STAT_FIELDS)
 """The `/sd/stats/<name>` values the daemon pushes (to `/sd/subscribe`rs), with a short label."""

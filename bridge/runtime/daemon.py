@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.control.controlnet_params import ControlNetFeed
 from bridge.control.params import PARAMS, ParamError
 from bridge.control.region_params import RegionFeed
 from bridge.control.store import Failure, ParamStore
@@ -77,10 +78,15 @@ class Runtime:
         options: RuntimeOptions | None = None,
         engine_name: str = "",
         mask_source: Source | None = None,
+        control_source: Source | None = None,
     ) -> None:
         self.source = source
         self.mask_source = mask_source
         """A second source whose frames feed brush masks (`/sd/region/N/mask source:<channel>`)."""
+        self.control_source = control_source
+        """ControlNet (issue 17): a second source whose frames are the control image (held when it stops)."""
+        self._control_in: LatestSlot[np.ndarray] = LatestSlot()
+        self._controlnets = ControlNetFeed()
         self.sinks = list(sinks)
         self.engine = engine
         self.config = config
@@ -138,6 +144,14 @@ class Runtime:
         if self.mask_source is not None:
             mask_src = self.mask_source
             loops.append(("mask", lambda: self._capture_loop(mask_src, self._put_mask)))
+        if self.control_source is not None:  # ControlNet: the control image, like the mask source
+            control_src = self.control_source
+            loops.append(
+                (
+                    "control",
+                    lambda: self._capture_loop(control_src, lambda img, _t: self._control_in.put(img)),
+                )
+            )
         for name, target in loops:
             t = threading.Thread(target=target, name=f"sd-bridge-{name}", daemon=True)
             t.start()
@@ -400,9 +414,15 @@ class Runtime:
         fresh_mask = self._mask_in.get(0) if self.mask_source is not None else None
         if fresh_mask is not None:
             self._mask_frame = fresh_mask
-        if not changes and fresh_mask is None:
+        fresh_control = self._control_in.get(0) if self.control_source is not None else None
+        if not changes and fresh_mask is None and fresh_control is None:
             return
         updates: dict[str, Any] = {}
+        if fresh_control is not None:  # ControlNet: the newest control image; the engine holds it
+            updates["control_image"] = fresh_control
+        slots = self._controlnets.poll(changes, self.store.snapshot())
+        if slots is not None:
+            updates["controlnets"] = slots
         for name, value in changes.items():
             try:
                 self._apply_one(name, value, updates)
@@ -504,6 +524,7 @@ class Runtime:
         if "transition" in preset.run:
             live["transition"] = preset.run["transition"]
         live.update(preset.run.get("regions", {}))
+        live.update(preset.run.get("controlnets", {}))
         if "fit" in preset.run:
             self._fit = preset.run["fit"]
         rebuild = {

@@ -38,6 +38,8 @@ PARAMS = (
     ("seed", "/sd/seed", "int", 2, 0, 2147483647, "Seed"),
     ("preset", "/sd/preset", "str", "", None, None, "Preset"),
     ("bypass", "/sd/bypass", "bool", False, None, None, "Bypass"),
+    ("controlnet.0.scale", "/sd/controlnet/0/scale", "float", 1.0, 0.0, 2.0, "CN0 scale"),
+    ("controlnet.0.enabled", "/sd/controlnet/0/enabled", "bool", True, None, None, "CN0 enabled"),
 )
 PRESETS = (
     "lcm-sd15-2step",
