@@ -42,6 +42,7 @@ PARAMS = (
     ("controlnet.0.enabled", "/sd/controlnet/0/enabled", "bool", True, None, None, "CN0 enabled"),
 )
 PRESETS = (
+    "depth-controlnet",
     "lcm-sd15-2step",
     "ndi-roundtrip",
     "screen-to-vcam",

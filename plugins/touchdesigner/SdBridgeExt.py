@@ -254,6 +254,7 @@ PARAMS = (
     ),
 )
 PRESETS = (
+    "depth-controlnet",
     "lcm-sd15-2step",
     "ndi-roundtrip",
     "screen-to-vcam",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -47,3 +51,13 @@ def frames():
 
 def canny_spec(**live) -> ControlNetSpec:
     return ControlNetSpec(model="random:controlnet", preprocessor=live.pop("preprocessor", "canny"), **live)
+
+
+# The daemon tests reuse the bridge suite's helpers and its NDI test sender (no copies).
+_BRIDGE_TESTS = Path(__file__).resolve().parents[1] / "bridge"
+if str(_BRIDGE_TESTS) not in sys.path:
+    sys.path.insert(0, str(_BRIDGE_TESTS))
+_spec = importlib.util.spec_from_file_location("bridge_tests_conftest", _BRIDGE_TESTS / "conftest.py")
+_bridge_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_bridge_conftest)
+ndi_sender = _bridge_conftest.ndi_sender
