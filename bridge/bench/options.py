@@ -10,6 +10,7 @@ SECTIONS: tuple[str, ...] = (
     "cfg",
     "filter",
     "regions",
+    "controlnet",
     "pipeline",
     "stages",
     "memory",

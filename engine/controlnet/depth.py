@@ -14,6 +14,9 @@ from ..errors import ModelNotAvailable
 from ..models import is_offline
 
 RANDOM_DEPTH = "random:depth"
+RANDOM_DEPTH_SMALL = "random:depth-small"
+"""Depth Anything V2 Small's architecture (transformers' DepthAnythingConfig defaults), random weights:
+the real model's cost, for benchmarks."""
 DEFAULT_DEPTH = "depth-anything/Depth-Anything-V2-Small-hf"
 PATCH = 14
 MAX_SIDE = 518  # Depth Anything's training resolution
@@ -28,8 +31,13 @@ def resolve_depth_model(setting: str, base_spec: str) -> str:
     return RANDOM_DEPTH if base_spec.startswith("random:") else DEFAULT_DEPTH
 
 
-def random_depth_model() -> torch.nn.Module:
+def random_depth_model(small: bool = False) -> torch.nn.Module:
     from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+
+    if small:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(2)
+            return DepthAnythingForDepthEstimation(DepthAnythingConfig())
 
     backbone = Dinov2Config(
         hidden_size=32,
@@ -65,7 +73,14 @@ class DepthEstimator:
 
     def __init__(self, spec: str, device: torch.device, dtype: torch.dtype) -> None:
         self.spec = spec
-        model = random_depth_model() if spec == RANDOM_DEPTH else _load(spec, dtype)
+        if spec in (RANDOM_DEPTH, RANDOM_DEPTH_SMALL):
+            model = random_depth_model(small=spec == RANDOM_DEPTH_SMALL)
+        elif spec.startswith("random:"):
+            raise ValueError(
+                f"unknown random depth model {spec!r}; use {RANDOM_DEPTH} or {RANDOM_DEPTH_SMALL}"
+            )
+        else:
+            model = _load(spec, dtype)
         self.model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
         self.mean = torch.tensor(_MEAN, device=device, dtype=dtype).view(1, 3, 1, 1)
         self.std = torch.tensor(_STD, device=device, dtype=dtype).view(1, 3, 1, 1)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ..context import BenchContext
 from ..results import Section
-from . import batch, cfg, memory, pipeline, regions, similarity, stages, throughput
+from . import batch, cfg, controlnet, memory, pipeline, regions, similarity, stages, throughput
 
 SectionRunner = Callable[[BenchContext], Section]
 
@@ -16,6 +16,7 @@ RUNNERS: dict[str, SectionRunner] = {
     "cfg": cfg.run,
     "filter": similarity.run,
     "regions": regions.run,
+    "controlnet": controlnet.run,
     "pipeline": pipeline.run,
     "stages": stages.run,
     "memory": memory.run,
