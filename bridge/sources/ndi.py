@@ -79,8 +79,13 @@ class NdiSource:
         deadline = time.monotonic() + self.discover_s
         found = None
         while found is None and time.monotonic() < deadline:
-            self._finder.wait_for_sources(0.25)
+            # Not Finder.wait_for_sources: it holds the GIL while it waits, which starved the engine
+            # thread (no frame out at all while an absent NDI source, e.g. a --control-source, was
+            # searched for). Polling with time.sleep lets the other threads run.
+            self._finder.update_sources()
             found = match_source(self._finder.get_source_names(), self.wanted)
+            if found is None:
+                time.sleep(0.25)
         if found is None:
             seen = self._finder.get_source_names()
             hint = "" if seen else _discovery_hint()

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
+from conftest import _bridge_conftest
 from daemon_helpers import ListSink, wait_for
 from pythonosc.udp_client import SimpleUDPClient
 
@@ -191,3 +193,35 @@ def test_a_control_source_of_another_size_steers_without_faults(tmp_path):
         assert rt.stats()["faults"] == {"source": 0, "engine": 0, "sink": 0, "rebuild": 0}
     finally:
         rt.stop()
+
+
+def test_searching_for_an_absent_ndi_source_lets_other_threads_run(tmp_path):
+    """While `--control-source ndi:X` searches for a sender that is not there yet (TouchDesigner not
+    started), the engine thread must keep running. cyndilib's Finder.wait_for_sources holds the GIL
+    while it waits: the daemon put out no frame at all. Counted, not timed: a thread that sleeps 1 ms
+    per tick gets hundreds of ticks per second when the GIL is free, a handful when it is held."""
+    import threading
+
+    reason = _bridge_conftest.ndi_available()
+    if reason:
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    absent = open_source(f"ndi:absent-{os.getpid()}")
+    absent.discover_s = 1.0
+    ticks, stop = [0], threading.Event()
+
+    def tick() -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        with pytest.raises(Exception, match="no NDI source matches"):
+            absent.open(64, 64)
+    finally:
+        stop.set()
+        ticker.join()
+        absent.close()
+    assert ticks[0] > 100, f"only {ticks[0]} ticks of another thread during a 1 s search"
