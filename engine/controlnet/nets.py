@@ -24,7 +24,7 @@ def load_controlnet(spec: str, models: Models) -> torch.nn.Module:
         raise EngineError(f"unknown random ControlNet {spec!r}; the built-in one is {RANDOM_NET}")
     else:
         net = _load_pretrained(spec, models.dtype)
-    check_fits(net, models.unet, spec, models.spec)
+    check_fits(net, models.unet, spec, models.spec, models.family)
     net = net.to(device=models.device)
     if next(net.parameters()).dtype != models.dtype:
         net = net.to(dtype=models.dtype)
@@ -51,7 +51,9 @@ def random_controlnet(unet: torch.nn.Module) -> torch.nn.Module:
     return net.float()
 
 
-def check_fits(net: torch.nn.Module, unet: torch.nn.Module, net_spec: str, base_spec: str) -> None:
+def check_fits(
+    net: torch.nn.Module, unet: torch.nn.Module, net_spec: str, base_spec: str, base_family: str = ""
+) -> None:
     """Refuse a net made for another base model, naming both families and widths."""
     nc, uc = net.config, unet.config
     net_width, unet_width = nc.cross_attention_dim, uc.cross_attention_dim
@@ -59,7 +61,8 @@ def check_fits(net: torch.nn.Module, unet: torch.nn.Module, net_spec: str, base_
     if net_width != unet_width or not same_blocks:
         raise EngineError(
             f"ControlNet {net_spec!r} is for the {family_of(net)} family (cross_attention_dim {net_width}, "
-            f"blocks {tuple(nc.block_out_channels)}) but the model {base_spec!r} is {family_of(unet)} "
+            f"blocks {tuple(nc.block_out_channels)}) but the model {base_spec!r} is of the "
+            f"{base_family or family_of(unet)} family "
             f"(cross_attention_dim {unet_width}, blocks {tuple(uc.block_out_channels)}): use a net trained "
             "for this base model"
         )
