@@ -443,7 +443,8 @@ class StreamEngine:
         if "strength" in params and "t_index_list" in params:
             raise ValueError("give t_index_list or strength, not both")
         live = self._validate(params)
-        cn_slots = self._controlnet_slots(params)
+        cn = self._controlnets  # ControlNet: validated (and a depth model loaded) off the frame lock
+        cn_update = cn.prepare(params) if cn is not None else _no_controlnets(params)
         with self._encode_lock:
             target = self._encoder.blend(live["prompt"]) if "prompt" in live else None
             negative = self._encoder.encode(live["negative_prompt"]) if "negative_prompt" in live else None
@@ -453,7 +454,8 @@ class StreamEngine:
             if regional is not None:
                 self._swap_conditioning(regional)
                 self._force = max(self._force, self._n)
-            self._apply_controlnets(params, cn_slots)
+            if cn_update is not None and cn is self._controlnets and cn.commit(cn_update):
+                self._force = max(self._force, self._n)
 
     def _validate(self, params: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -556,30 +558,6 @@ class StreamEngine:
             self._controlnets = stack
             self._force = max(self._force, self._n)
 
-    def _controlnet_slots(self, params: dict[str, Any]):
-        """Validate `controlnets=[...]` (and load the depth model if a slot switches to it) off the lock."""
-        cn = self._controlnets
-        if cn is None:
-            if "controlnets" in params and not isinstance(params["controlnets"], (list, tuple)):
-                raise ValueError("controlnets must be a list of dicts of live values")
-            return None, None  # no nets loaded: the caller keeps the values for an engine that has some
-        slots = cn.validate(params["controlnets"]) if "controlnets" in params else None
-        if slots is not None and cn.needs_depth(slots):
-            cn.ensure_depth()
-        image = cn.prepare_image(params["control_image"]) if "control_image" in params else None
-        return slots, image
-
-    def _apply_controlnets(self, params: dict[str, Any], prepared) -> None:
-        cn, (slots, image) = self._controlnets, prepared
-        if cn is None:
-            return
-        if slots is not None and cn.apply(slots):
-            self._force = max(self._force, self._n)
-        if "control_image" in params:
-            cn.set_prepared(image)
-            if cn.active:
-                self._force = max(self._force, self._n)
-
     def _refresh_rows(self) -> None:
         self._rows.copy_from(self._make_rows())  # in place: views and captured buffers stay valid
 
@@ -648,6 +626,12 @@ class StreamEngine:
     def _unet_batch_size(self) -> int:
         b = self._batch if self.use_denoising_batch else self._stages[0]
         return (b.uncond_rows if self._guided else 0) + b.groups * b.rows
+
+
+def _no_controlnets(params: dict[str, Any]) -> None:
+    """Without nets, ControlNet values are accepted and ignored (a rebuild may bring nets)."""
+    if "controlnets" in params and not isinstance(params["controlnets"], (list, tuple)):
+        raise ValueError("controlnets must be a list of dicts of live values")
 
 
 def _per_row(values: torch.Tensor, f: int) -> torch.Tensor:

@@ -111,6 +111,26 @@ class ControlNetStack:
                 raise ValueError("the depth preprocessor needs a depth model and none is configured")
             self.depth = self._depth_factory()
 
+    def prepare(self, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """Check an engine update's `controlnets` / `control_image` (raises ValueError, changes nothing)
+        and load the depth model if a slot switches to it; `commit` applies the result."""
+        if "controlnets" not in params and "control_image" not in params:
+            return None
+        slots = self.validate(params["controlnets"]) if "controlnets" in params else None
+        if slots is not None and self.needs_depth(slots):
+            self.ensure_depth()
+        has_image = "control_image" in params
+        return slots, has_image, self.prepare_image(params["control_image"]) if has_image else None
+
+    def commit(self, prepared: tuple[Any, ...]) -> bool:
+        """Apply what `prepare` checked, between frames. True when the output changes."""
+        slots, has_image, image = prepared
+        changed = self.apply(slots) if slots is not None else False
+        if has_image:
+            self.set_prepared(image)
+            changed = changed or self.active
+        return changed
+
     def apply(self, slots: list[dict[str, Any]]) -> bool:
         """Apply validated live values; slots without a loaded net are ignored. True if output changes."""
         changed = False
