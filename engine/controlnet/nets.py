@@ -7,6 +7,7 @@ steers the image (a freshly made ControlNet adds exact zeros) and nothing downlo
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -69,6 +70,13 @@ def check_fits(
 
 
 def _load_pretrained(spec: str, dtype: torch.dtype) -> torch.nn.Module:
+    with warnings.catch_warnings():  # huggingface_hub's deprecation noise around a one-line error
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return _load_pretrained_quietly(spec, dtype)
+
+
+def _load_pretrained_quietly(spec: str, dtype: torch.dtype) -> torch.nn.Module:
     from diffusers import ControlNetModel
 
     path = Path(spec).expanduser()

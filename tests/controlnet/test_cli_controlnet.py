@@ -70,3 +70,10 @@ def test_a_bad_controlnet_flag_is_one_line(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
     errors = [ln for ln in r.stderr.splitlines() if "preprocessor" in ln]
     assert len(errors) == 1 and "canny, depth, softedge, passthrough" in errors[0], r.stderr
+
+
+def test_a_net_that_is_not_there_offline_is_one_line(tmp_path):
+    r = _run(tmp_path, "--controlnet", "canny=someone/missing-net", "--sink", "null", "--frames", "2")
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "Warning" not in r.stderr, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if "someone/missing-net" in ln]
+    assert len(errors) == 1 and "not available" in errors[0], r.stderr

@@ -145,3 +145,15 @@ def test_load_engine_builds_the_stack_from_the_config(frames):
     assert eng.stats()["controlnet_calls"] == [1, 1]
     with pytest.raises(EngineError, match="at most 4"):
         load_engine(config.with_changes(controlnets=[ControlNetSpec()] * 5))
+
+
+def test_txt2img_nets_wait_for_an_external_image(make_engine):
+    eng = make_engine(
+        [canny_spec(preprocessor="passthrough")], mode="txt2img", cfg_type="none", t_index_list=[30]
+    )
+    eng()
+    assert eng.stats()["controlnet_calls"] == [0]  # no input frame, no control image: not called
+    eng.update(control_image=torch.rand(3, 64, 64))
+    eng()
+    eng()
+    assert eng.stats()["controlnet_calls"] == [2]
