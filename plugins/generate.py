@@ -54,7 +54,7 @@ LABELS.update(
     {
         f"controlnet.{n}.{field}": f"CN{n} {field.replace('_', ' ')}"
         for n in range(4)
-        for field in ("scale", "enabled", "preprocessor", "start", "end", "canny_low", "canny_high")
+        for field in ("scale", "enabled", "preprocessor", "start", "end", "canny_low", "canny_high", "source")
     }
 )
 
@@ -67,7 +67,11 @@ TD_PAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "ControlNet",
         (
-            *(f"controlnet.{n}.{f}" for n in range(4) for f in ("scale", "enabled", "preprocessor")),
+            *(
+                f"controlnet.{n}.{f}"
+                for n in range(4)
+                for f in ("scale", "enabled", "preprocessor", "source")
+            ),
             "controlnet.0.canny_low",
             "controlnet.0.canny_high",
         ),

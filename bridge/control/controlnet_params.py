@@ -12,6 +12,7 @@ preprocessor  s          canny, depth, softedge or passthrough (the image as it 
 start / end   f 0..1     the part of the denoising schedule the net steers
 canny_low     f 0..1     Canny's low threshold (gradient magnitude of a 0..1 image)
 canny_high    f 0..1     Canny's high threshold
+source        s          auto, input (the video) or control (the --control-source)
 ============  =========  =============================================================
 
 `CONTROLNET_PARAMS` is appended to the parameter table; `ControlNetFeed` turns a snapshot of the
@@ -24,7 +25,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.controlnet.spec import LIVE_FIELDS, MAX_CONTROLNETS, PREPROCESSORS, ControlNetSpec, spec_from_dict
+from engine.controlnet.spec import (
+    LIVE_FIELDS,
+    MAX_CONTROLNETS,
+    PREPROCESSORS,
+    SOURCES,
+    ControlNetSpec,
+    spec_from_dict,
+)
 
 from .params import Cost, Kind, Param, ParamError
 
@@ -71,6 +79,14 @@ def _slot_params(n: int) -> tuple[Param, ...]:
         _ranged(base + "end", 1.0, 1.0, f"ControlNet {n}: fraction of the schedule after which it stops."),
         _ranged(base + "canny_low", _DEFAULTS.canny_low, 1.0, f"ControlNet {n}: Canny low threshold."),
         _ranged(base + "canny_high", _DEFAULTS.canny_high, 1.0, f"ControlNet {n}: Canny high threshold."),
+        ChoiceParam(
+            base + "source",
+            Kind.STR,
+            _DEFAULTS.source,
+            Cost.FRAME,
+            f"ControlNet {n}: image from the video (input), the control source (control) or auto.",
+            choices=SOURCES,
+        ),
     )
 
 

@@ -13,7 +13,10 @@ from typing import Any
 
 MAX_CONTROLNETS = 4
 PREPROCESSORS = ("canny", "depth", "softedge", "passthrough")
-LIVE_FIELDS = ("preprocessor", "scale", "enabled", "start", "end", "canny_low", "canny_high")
+SOURCES = ("auto", "input", "control")
+"""Where a net's image comes from: `input` the video frame, `control` the control source (the net
+waits until it has sent), `auto` the control source once it has sent, else the video frame."""
+LIVE_FIELDS = ("preprocessor", "scale", "enabled", "start", "end", "canny_low", "canny_high", "source")
 RANDOM_NET = "random:controlnet"
 
 # Nets a bare `--controlnet canny` picks per base family (hub ids; fetched like any model).
@@ -45,6 +48,8 @@ class ControlNetSpec:
     end: float = field(default=1.0, compare=False)
     canny_low: float = field(default=0.1, compare=False)
     canny_high: float = field(default=0.2, compare=False)
+    source: str = field(default="auto", compare=False)
+    """auto, input or control (see SOURCES)."""
 
     def live(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in LIVE_FIELDS}
@@ -61,6 +66,10 @@ def check_live(values: dict[str, Any], where: str = "controlnet") -> dict[str, A
                 raise ValueError(
                     f"{where}.preprocessor must be one of {', '.join(PREPROCESSORS)}, got {value!r}"
                 )
+            out[key] = value
+        elif key == "source":
+            if value not in SOURCES:
+                raise ValueError(f"{where}.source must be one of {', '.join(SOURCES)}, got {value!r}")
             out[key] = value
         elif key == "enabled":
             if value not in (True, False, 0, 1):

@@ -196,7 +196,10 @@ class ControlNetStack:
             u.images, u.spare = u.spare, u.images
 
     def _control_image(self, u: ControlUnit, frames: torch.Tensor | None) -> torch.Tensor | None:
-        if self._external is not None:
+        source = u.live["source"]
+        if source == "control" and self._external is None:
+            return None  # waits for the control source
+        if self._external is not None and source != "input":
             key = (self._external_version, _image_key(u.live))
             if u.cache is None or u.cache[0] != key:
                 u.cache = (key, self._preprocess(u, self._external))
@@ -301,7 +304,7 @@ class ControlNetStack:
 
 
 def _image_key(live: dict[str, Any]) -> tuple:
-    return (live["preprocessor"], live["canny_low"], live["canny_high"])
+    return (live["preprocessor"], live["canny_low"], live["canny_high"], live["source"])
 
 
 def _same_image(a: dict[str, Any], b: dict[str, Any]) -> bool:

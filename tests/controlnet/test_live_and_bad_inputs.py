@@ -157,3 +157,26 @@ def test_txt2img_nets_wait_for_an_external_image(make_engine):
     eng()
     eng()
     assert eng.stats()["controlnet_calls"] == [2]
+
+
+def test_each_net_takes_its_image_from_its_source(make_engine, frames):
+    """Canny on the video next to a depth render from the control source: `source` per net."""
+    specs = [canny_spec(preprocessor="passthrough", source="input"), canny_spec(preprocessor="passthrough")]
+    specs.append(canny_spec(preprocessor="passthrough", source="control"))
+    eng = make_engine(specs, cfg_type="none", t_index_list=[30])
+    nets = [u.net for u in eng.controlnets.units]
+    eng(frames[0])
+    assert eng.stats()["controlnet_calls"] == [1, 1, 0]  # `control` waits for the control source
+    render = torch.zeros(3, 64, 64)
+    render[:, :, 40:] = 1.0
+    eng.update(control_image=render)
+    with recording(*nets) as calls:
+        eng(frames[1])
+    conds = [c.kwargs[0]["controlnet_cond"][0] for c in calls]
+    assert torch.equal(conds[0], frames[1][0])  # input: the video frame
+    assert torch.equal(conds[1], render) and torch.equal(conds[2], render)  # auto and control: the render
+    eng.update(controlnets=[{"source": "control"}, {"source": "input"}])
+    with recording(*nets) as calls:
+        eng(frames[2])
+    conds = [c.kwargs[0]["controlnet_cond"][0] for c in calls]
+    assert torch.equal(conds[0], render) and torch.equal(conds[1], frames[2][0])
