@@ -118,7 +118,13 @@ class ControlNetStack:
             return None
         slots = self.validate(params["controlnets"]) if "controlnets" in params else None
         if slots is not None and self.needs_depth(slots):
-            self.ensure_depth()
+            try:
+                self.ensure_depth()
+            except ValueError:
+                raise
+            except Exception as exc:  # e.g. the depth model is not available offline: refuse the value
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ValueError(f"the depth preprocessor cannot load its model: {first}") from exc
         has_image = "control_image" in params
         return slots, has_image, self.prepare_image(params["control_image"]) if has_image else None
 

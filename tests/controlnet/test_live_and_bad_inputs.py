@@ -180,3 +180,22 @@ def test_each_net_takes_its_image_from_its_source(make_engine, frames):
         eng(frames[2])
     conds = [c.kwargs[0]["controlnet_cond"][0] for c in calls]
     assert torch.equal(conds[0], render) and torch.equal(conds[1], frames[2][0])
+
+
+def test_a_depth_model_that_cannot_load_refuses_only_that_value(tiny_models, frames, monkeypatch, tmp_path):
+    from engine.controlnet import build_stack
+    from engine.stream import StreamEngine
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing is there
+    config = EngineConfig(
+        model="random:tiny", width=64, height=64, cfg_type="none", t_index_list=[30],
+        controlnets=[canny_spec()], depth_model="someone/missing-depth",
+    )  # fmt: skip
+    eng = StreamEngine(tiny_models, config)
+    eng.set_controlnets(build_stack(tiny_models, config))
+    before = eng(frames[0])
+    with pytest.raises(ValueError, match="depth preprocessor cannot load its model.*someone/missing-depth"):
+        eng.update(controlnets=[{"preprocessor": "depth"}])
+    assert eng.controlnets.units[0].live["preprocessor"] == "canny" and eng.controlnets.depth is None
+    assert torch.equal(eng(frames[0]), before)
