@@ -1,10 +1,35 @@
-"""Helpers for the ControlNet suite: record what crosses the UNet and the nets (forward hooks)."""
+"""Helpers for the ControlNet suite: specs, forward-hook recording, and the bridge suite's helpers.
+
+(Test modules import from here, never from `conftest`: with several test folders in one run that
+name is another folder's module.)
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
+
+from engine.controlnet import ControlNetSpec
+
+# The daemon tests reuse the bridge suite's helpers (daemon_helpers, test_cli) and its NDI test
+# sender fixture and NDI check (no copies).
+_BRIDGE_TESTS = Path(__file__).resolve().parents[1] / "bridge"
+if str(_BRIDGE_TESTS) not in sys.path:
+    sys.path.insert(0, str(_BRIDGE_TESTS))
+_spec = importlib.util.spec_from_file_location("bridge_tests_conftest", _BRIDGE_TESTS / "conftest.py")
+bridge_conftest = sys.modules.get("bridge_tests_conftest") or importlib.util.module_from_spec(_spec)
+if "bridge_tests_conftest" not in sys.modules:
+    sys.modules["bridge_tests_conftest"] = bridge_conftest
+    _spec.loader.exec_module(bridge_conftest)
+
+
+def canny_spec(**live) -> ControlNetSpec:
+    """A spec on the random net (canny unless another preprocessor is given)."""
+    return ControlNetSpec(model="random:controlnet", preprocessor=live.pop("preprocessor", "canny"), **live)
 
 
 class Calls:

@@ -1,16 +1,13 @@
-"""The ControlNet suite shares the engine suite's tiny random model (tests/engine/conftest.py)."""
+"""Fixtures of the ControlNet suite: one tiny random model per session, engines with nets on it."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from cn_helpers import bridge_conftest
 
 from engine import EngineConfig
-from engine.controlnet import ControlNetSpec, build_stack
+from engine.controlnet import build_stack
 from engine.models import load_models
 from engine.stream import StreamEngine
 
@@ -49,15 +46,4 @@ def frames():
     return out
 
 
-def canny_spec(**live) -> ControlNetSpec:
-    return ControlNetSpec(model="random:controlnet", preprocessor=live.pop("preprocessor", "canny"), **live)
-
-
-# The daemon tests reuse the bridge suite's helpers and its NDI test sender (no copies).
-_BRIDGE_TESTS = Path(__file__).resolve().parents[1] / "bridge"
-if str(_BRIDGE_TESTS) not in sys.path:
-    sys.path.insert(0, str(_BRIDGE_TESTS))
-_spec = importlib.util.spec_from_file_location("bridge_tests_conftest", _BRIDGE_TESTS / "conftest.py")
-_bridge_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_bridge_conftest)
-ndi_sender = _bridge_conftest.ndi_sender
+ndi_sender = bridge_conftest.ndi_sender  # the bridge suite's NDI test sender (see cn_helpers)

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import _bridge_conftest
+from cn_helpers import bridge_conftest
 from daemon_helpers import ListSink, wait_for
 from pythonosc.udp_client import SimpleUDPClient
 
@@ -202,7 +202,7 @@ def test_searching_for_an_absent_ndi_source_lets_other_threads_run(tmp_path):
     per tick gets hundreds of ticks per second when the GIL is free, a handful when it is held."""
     import threading
 
-    reason = _bridge_conftest.ndi_available()
+    reason = bridge_conftest.ndi_available()
     if reason:
         print(f"SKIP: {reason}")
         pytest.skip(reason)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from cn_helpers import recording
-from conftest import canny_spec
+from cn_helpers import canny_spec, recording
 
 from engine import EngineConfig, EngineError, load_engine
 from engine.controlnet import ControlNetSpec

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import torch
-from cn_helpers import recording
-from conftest import canny_spec
+from cn_helpers import canny_spec, recording
 from diffusers.models.controlnets import MultiControlNetModel
 
 from engine.controlnet import ControlNetSpec
