@@ -111,8 +111,10 @@ def _load(spec: str, dtype: torch.dtype) -> torch.nn.Module:
     from transformers import DepthAnythingForDepthEstimation
 
     try:
+        # no dtype argument (named torch_dtype or dtype depending on the transformers version):
+        # DepthEstimator casts the model after loading
         return DepthAnythingForDepthEstimation.from_pretrained(
-            spec, dtype=dtype, use_safetensors=True, local_files_only=is_offline()
+            spec, use_safetensors=True, local_files_only=is_offline()
         )
     except Exception as exc:  # missing offline, unknown id, a folder without weights
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]

@@ -85,3 +85,13 @@ def test_control_images_of_any_size_and_kind_become_valid():
     assert torch.isfinite(clean).all() and clean.max() <= 1.0
     rgba = torch.rand(1, 4, 64, 64)
     assert as_control_image(rgba, 64, 64, torch.device("cpu"), torch.float32).shape == (1, 3, 64, 64)
+
+
+def test_a_depth_model_loads_from_a_folder(tmp_path):
+    from engine.controlnet.depth import random_depth_model
+
+    random_depth_model().save_pretrained(tmp_path / "depth")
+    from_folder = DepthEstimator(str(tmp_path / "depth"), torch.device("cpu"), torch.float32)
+    built = DepthEstimator(RANDOM_DEPTH, torch.device("cpu"), torch.float32)
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(from_folder(x), built(x))
