@@ -115,7 +115,7 @@ def test_a_net_for_another_base_model_is_refused_naming_both(tmp_path, tiny_mode
     assert "cross_attention_dim 32" in text and "random:tiny" in text
 
 
-def test_a_saved_net_loads_from_its_folder_and_from_one_safetensors_file(tmp_path, tiny_models, frames):
+def test_a_saved_net_loads_from_its_folder_and_bad_paths_are_one_line(tmp_path, tiny_models, frames):
     from engine.controlnet.nets import load_controlnet, random_controlnet
 
     net = random_controlnet(tiny_models.unet)
