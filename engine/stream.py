@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .accel.seams import module_seams
 from .conditioning import SinglePrompt, TextConditioning
 from .config import EngineConfig
 from .models import Models
@@ -134,9 +135,9 @@ class StreamEngine:
         scaling = models.vae_scaling_factor
         self._scaling, self._inv_scaling = scaling, 1.0 / scaling
 
-        self.unet_fn = self._torch_unet
-        self.vae_encode_fn = self._torch_vae_encode
-        self.vae_decode_fn = self._torch_vae_decode
+        # Closures over the models, not bound methods: a bound method stored on the engine is a
+        # reference cycle, and a replaced engine would wait for a full gc to free its memory.
+        self.unet_fn, self.vae_encode_fn, self.vae_decode_fn = module_seams(self.unet, self.vae)
         self.profile = False
         self.last_timings: dict[str, float] = {}
 
@@ -176,22 +177,6 @@ class StreamEngine:
         self._counters = {"frames": 0, "skipped": 0, "calls": 0, "unet_calls": 0}
         self._controlnets = None  # ControlNet (issue 17): an engine.controlnet.ControlNetStack
         self._build(live["t_index_list"])
-
-    # -- seams: the plain PyTorch implementations ----------------------------------------------
-    def _torch_unet(self, latents, timesteps, encoder_hidden_states):
-        return self.unet(latents, timesteps, encoder_hidden_states=encoder_hidden_states, return_dict=False)[
-            0
-        ]
-
-    def _torch_vae_encode(self, images):
-        out = self.vae.encode(images)
-        latents = getattr(out, "latents", None)
-        if latents is not None:  # AutoencoderTiny
-            return latents
-        return out.latent_dist.mode()  # the posterior mean: deterministic, no per-frame host RNG
-
-    def _torch_vae_decode(self, latents):
-        return self.vae.decode(latents, return_dict=False)[0]
 
     # -- building ------------------------------------------------------------------------------
     def _check_config(self, c: EngineConfig) -> None:

@@ -175,6 +175,7 @@ def _run(
     mask_source: str | None = None,
     control_source: str | None = None,
 ) -> int:
+    from bridge.control.controlnet_params import CONTROL_SOURCE, controlnet_store_values
     from bridge.control.store import ParamStore
     from bridge.runtime import ModelUnavailable, PassthroughEngine, Runtime, RuntimeOptions, build_engine
     from bridge.runtime.engines import factory_for, one_line
@@ -189,7 +190,8 @@ def _run(
     mask_src = open_source(mask_source, fps=settings.fps, keep_alpha=True) if mask_source else None
     control_src = open_source(control_source, fps=settings.fps) if control_source else None
     sinks = [make_sink(s) for s in settings.sinks]
-    for part in (src, *([mask_src] if mask_src else []), *([control_src] if control_src else []), *sinks):
+    aux = {name: a for name, a in (("mask", mask_src), (CONTROL_SOURCE, control_src)) if a is not None}
+    for part in (src, *aux.values(), *sinks):
         # A backend that cannot work here at all (no Spout off Windows, no v4l2loopback, no display)
         # is a one-line error now, before the model loads; anything else is retried while running.
         check = getattr(part, "preflight", None)
@@ -244,16 +246,13 @@ def _run(
         factory=factory_for(settings.engine),  # after a fallback, a live model switch may still load
         options=options,
         engine_name=kind,
-        mask_source=mask_src,
-        control_source=control_src,
+        aux_sources=aux,
     )
     if settings.transition is not None:
         store.set("transition", settings.transition, origin="preset")
     if settings.preset is not None and settings.preset.run.get("regions"):
         store.update(settings.preset.run["regions"], origin="preset")
     if config.controlnets:  # ControlNet: the store (and OSC /sd/get) start from the nets' values
-        from bridge.control.controlnet_params import controlnet_store_values
-
         store.update(controlnet_store_values(config.controlnets), origin="preset")
     osc = start_osc(store, runtime.stats, osc_host, settings.osc_port, osc_allow, osc_reply_port)
     outs = ", ".join(resolve_auto(s) for s in settings.sinks)

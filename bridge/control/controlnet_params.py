@@ -37,6 +37,8 @@ from engine.controlnet.spec import (
 from .params import Cost, Kind, Param, ParamError
 
 PREFIX = "controlnet."
+CONTROL_SOURCE = "control"
+"""The runtime's aux-source name for `--control-source` (`Runtime(aux_sources={CONTROL_SOURCE: src})`)."""
 _DEFAULTS = ControlNetSpec()
 
 

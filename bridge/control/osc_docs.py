@@ -93,7 +93,7 @@ osc.send_message("/sd/guidance/norm", 0.25)  # a fader: 0..1 onto 0..20
 osc.send_message("/sd/prompts", ["forest", 0.7, "fire", 0.3])
 osc.send_message("/sd/t_index", [32, 45])
 osc.send_message("/sd/resolution", [768, 432])
-osc.send_message("/sd/status", [])  # reply: /sd/status fps p50 p95 skip dropped
+osc.send_message("/sd/status", [])  # reply: /sd/status fps p50 p95 skip dropped source_down
 ```
 
 TouchDesigner: from an OSC Out DAT, `op('oscout1').sendOSC('/sd/guidance/norm', [0.25])`; an OSC In

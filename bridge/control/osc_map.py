@@ -19,7 +19,8 @@ NORM = "/norm"
 COMMANDS: dict[str, tuple[str | None, str]] = {
     "/sd/status": (
         None,
-        "Replies `/sd/status f f f f i`: fps, latency p50 and p95 (ms), skip rate (0..1), dropped frames.",
+        "Replies `/sd/status f f f f i i`: fps, latency p50 and p95 (ms), skip rate (0..1), dropped frames, "
+        "source down (1 while the video source is lost and its last frame is held).",
     ),
     "/sd/get": (
         "s",

@@ -43,9 +43,15 @@ STAT_FIELDS: tuple[StatField, ...] = (
     ),
     StatField("skip_rate", False, ("skip_rate", "skip_ratio"), "Share of frames the filter skipped (0..1)."),
     StatField("dropped", True, ("dropped", "dropped_frames", "frames_dropped"), "Input frames dropped."),
+    StatField(
+        "source_down",
+        True,
+        ("source_down",),
+        "1 while the video source is lost or reconnecting (the last good frame keeps going out), else 0.",
+    ),
 )
 
-STATUS_FIELDS: tuple[str, ...] = ("fps", "latency/p50", "latency/p95", "skip_rate", "dropped")
+STATUS_FIELDS: tuple[str, ...] = ("fps", "latency/p50", "latency/p95", "skip_rate", "dropped", "source_down")
 """The arguments of the `/sd/status` reply, in order."""
 
 _BY_NAME = {f.name: f for f in STAT_FIELDS}

@@ -79,13 +79,12 @@ class NdiSource:
         deadline = time.monotonic() + self.discover_s
         found = None
         while found is None and time.monotonic() < deadline:
-            # Not Finder.wait_for_sources: it holds the GIL while it waits, which starved the engine
-            # thread (no frame out at all while an absent NDI source, e.g. a --control-source, was
-            # searched for). Polling with time.sleep lets the other threads run.
-            self._finder.update_sources()
+            # Poll: cyndilib holds the GIL inside wait_for_sources, so a blocking wait would
+            # freeze every other thread of the daemon (the output's hold timer included).
+            self._finder.wait_for_sources(0)
             found = match_source(self._finder.get_source_names(), self.wanted)
             if found is None:
-                time.sleep(0.25)
+                time.sleep(0.05)
         if found is None:
             seen = self._finder.get_source_names()
             hint = "" if seen else _discovery_hint()

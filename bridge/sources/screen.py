@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from bridge.errors import BackendMissing, SpecError
+from bridge.errors import BackendMissing, BridgeError, SpecError
 from bridge.frames import to_rgb
 
 
@@ -50,7 +50,12 @@ class ScreenSource:
 
     def read(self) -> np.ndarray:
         assert self._mss is not None and self._area is not None
-        shot = self._mss.grab(self._area)
+        try:
+            shot = self._mss.grab(self._area)
+        except Exception as exc:  # mss raises a bare AssertionError when the X connection is lost
+            raise BridgeError(
+                f"{self.name}: screen grab failed ({_first_line(exc)}); is the display still there?"
+            ) from exc
         return to_rgb(np.asarray(shot), "BGRA")
 
     def close(self) -> None:

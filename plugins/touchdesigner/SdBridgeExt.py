@@ -312,6 +312,7 @@ STATS = (
     ("latency/p99", "latency p99"),
     ("skip_rate", "skip_rate"),
     ("dropped", "dropped"),
+    ("source_down", "source_down"),
 )
 # fmt: on
 # --- END GENERATED ---

@@ -21,23 +21,20 @@ setup_logging()
 NDI_SENDER = Path(__file__).with_name("ndi_test_sender.py")
 
 
-@pytest.fixture(scope="session")
-def xvfb() -> Iterator[str]:
-    """Start a private `Xvfb` (640x480) for the session; skip with the reason if Xvfb is missing.
-
-    Xvfb picks a free display number itself and reports it on a pipe (-displayfd), so test runs
-    side by side never share a display.
-    """
-    if shutil.which("Xvfb") is None:
-        print("SKIP: Xvfb is not installed (apt-get install xvfb)")
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+def start_xvfb(display: str | None = None) -> tuple[subprocess.Popen, str] | None:
+    """Start `Xvfb` (640x480) on `display`, or on a free display it picks itself and reports on a
+    pipe (-displayfd), so test runs side by side never share one. None if it did not start."""
     read_fd, write_fd = os.pipe()
+    where = [display] if display else ["-displayfd", str(write_fd)]
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+        ["Xvfb", *where, "-screen", "0", "640x480x24", "-nolisten", "tcp"],
         pass_fds=(write_fd,),
         stderr=subprocess.DEVNULL,
     )
     os.close(write_fd)
+    if display:
+        os.close(read_fd)
+        return proc, display
     number = b""
     deadline = time.monotonic() + 15
     while not number.endswith(b"\n") and time.monotonic() < deadline and proc.poll() is None:
@@ -50,9 +47,26 @@ def xvfb() -> Iterator[str]:
     os.close(read_fd)
     if not number.strip().isdigit():
         proc.kill()
+        return None
+    return proc, f":{number.strip().decode()}"
+
+
+def need_xvfb() -> None:
+    if shutil.which("Xvfb") is None:
+        print("SKIP: Xvfb is not installed (apt-get install xvfb)")
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+
+
+@pytest.fixture(scope="session")
+def xvfb() -> Iterator[str]:
+    """A private `Xvfb` (640x480) for the session; skip with the reason if Xvfb is missing."""
+    need_xvfb()
+    started = start_xvfb()
+    if started is None:
         print("SKIP: Xvfb did not start")
         pytest.skip("Xvfb did not start")
-    yield f":{number.strip().decode()}"
+    proc, display = started
+    yield display
     proc.terminate()
     proc.wait(5)
 

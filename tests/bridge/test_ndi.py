@@ -160,3 +160,75 @@ def test_an_ndi_mask_source_keeps_the_senders_alpha(ndi_sender) -> None:
         mask = mask_from_frame(rgba, "alpha")
         assert mask[:, :32].min() == 1.0 and mask[:, 32:].max() == 0.0
     assert len({decode_counter(f[..., :3]) for f in rgbas}) == 3  # three distinct frames
+
+
+def test_ndi_source_loss_never_stalls_the_output(ndi_sender) -> None:
+    """Issue 19.1: the sender is killed for 6 s; the sink keeps >= 90% of its normal rate from the
+    last good frame while the source searches, and stats and the status line say it is down."""
+    from daemon_helpers import ListSink
+
+    uid = f"k{os.getpid()}"
+    sender = ndi_sender(f"sdbt-loss-{uid}", 64, 48, 120.0)
+    sink = ListSink()
+    rt = Runtime(
+        open_source(f"ndi:loss-{uid}"),  # default discovery (5 s) and staleness (3 s): the real thing
+        [sink],
+        PassthroughEngine(64, 48),
+        EngineConfig(width=64, height=48),
+        options=RuntimeOptions(fps=30.0, retry_s=0.2),
+    )
+    rt.start()
+    try:
+        assert wait_for(lambda: len(sink.frames) > 30, 30.0), rt.stats()
+        n0, t0 = len(sink.frames), time.monotonic()
+        time.sleep(3.0)
+        normal = (len(sink.frames) - n0) / (time.monotonic() - t0)
+        sender.kill()
+        n1, t1 = len(sink.frames), time.monotonic()
+        assert wait_for(lambda: rt.stats()["source_down"], 5.0)
+        time.sleep(max(0.0, 6.0 - (time.monotonic() - t1)))
+        gap = (len(sink.frames) - n1) / (time.monotonic() - t1)
+        down, status = rt.stats(), rt.status_line()
+        ndi_sender(f"sdbt-loss-{uid}", 64, 48, 60.0, first=10000)
+        before, t_back = len(sink.frames), time.monotonic()
+        assert wait_for(lambda: any(decode_counter(f) >= 10000 for f in sink.frames[before:]), 30.0)
+        back_s = time.monotonic() - t_back
+        assert wait_for(lambda: not rt.stats()["source_down"], 5.0)
+    finally:
+        rt.stop()
+    assert gap >= 0.9 * normal, f"{gap:.1f} fps during the loss against {normal:.1f} normally"
+    assert down["source"]["down_s"] >= 3.0 and down["source"]["held"] > 0 and down["faults"]["source"] >= 1
+    assert "[source down" in status
+    print(
+        f"NDI source loss: {normal:.1f} fps normally, {gap:.1f} fps during a 6 s loss; "
+        f"the returning sender's frames out {back_s:.1f} s after it started"
+    )
+
+
+def test_searching_for_an_absent_ndi_source_lets_other_threads_run(ndi_sender) -> None:
+    """While `ndi:X` (the video, a --mask-source or a --control-source) searches for a sender that is
+    not there yet (TouchDesigner not started), the daemon's other threads must keep running.
+    cyndilib's Finder.wait_for_sources holds the GIL while it waits: the daemon put out no frame at
+    all. Counted, not timed: a thread that sleeps 1 ms per tick gets hundreds of ticks per second
+    when the GIL is free, a handful when it is held. (`ndi_sender` only skips without NDI here.)"""
+    import threading
+
+    absent = open_source(f"ndi:absent-{os.getpid()}")
+    absent.discover_s = 1.0
+    ticks, stop = [0], threading.Event()
+
+    def tick() -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        with pytest.raises(Exception, match="no NDI source matches"):
+            absent.open(64, 64)
+    finally:
+        stop.set()
+        ticker.join()
+        absent.close()
+    assert ticks[0] > 100, f"only {ticks[0]} ticks of another thread during a 1 s search"

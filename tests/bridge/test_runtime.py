@@ -26,9 +26,8 @@ def make_runtime(source, sinks, engine=None, **kw) -> Runtime:
     for k in ("allowed_models", "presets_folder"):
         if k in kw:
             setattr(opts, k, kw.pop(k))
-    return Runtime(
-        source, sinks, engine or PassthroughEngine(64, 64), kw.pop("config", CFG), options=opts, **kw
-    )
+    cls = kw.pop("cls", Runtime)
+    return cls(source, sinks, engine or PassthroughEngine(64, 64), kw.pop("config", CFG), options=opts, **kw)
 
 
 def run_until(rt: Runtime, cond, timeout: float = 15.0) -> None:
@@ -63,8 +62,9 @@ def test_pattern_to_file_has_the_right_frame_count_in_order(tmp_path: Path) -> N
 
     from bridge.control import osc_stats  # the OSC status reply reads these same keys
 
-    fps, p50, p95, skip, dropped = osc_stats.status_args(s)
+    fps, p50, p95, skip, dropped, source_down = osc_stats.status_args(s)
     assert p50 == s["latency_p50_ms"] and p95 == s["latency_p95_ms"] and dropped == s["dropped"]
+    assert source_down == 0  # the pattern never went away
 
 
 def test_faults_do_not_stop_the_show(caplog: pytest.LogCaptureFixture) -> None:
@@ -243,4 +243,79 @@ def test_preset_by_name_live_and_paths_refused(tmp_path: Path, caplog: pytest.Lo
         assert engine.params["guidance_scale"] == 2.5 and engine.params["seed"] == 9
         assert store.get("guidance") == 2.5  # the store (and so OSC status) shows the preset's values
     finally:
+        rt.stop()
+
+
+def test_a_preset_loads_whole_or_not_at_all(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 14.10: a preset whose model cannot load applies none of its values (an /sd/error says
+    why); one whose model builds applies its values only once the new engine serves."""
+    import threading
+
+    (tmp_path / "broken-model.toml").write_text(
+        'model = "nobody/no-such-model"\nprompt = "a half preset"\nguidance = 2.5\n'
+        'seed = 9\nfit = "stretch"\n'
+    )
+    (tmp_path / "other.toml").write_text(
+        'model = "other/model"\nprompt = "the other model"\nguidance = 3.5\n'
+    )
+    gate = threading.Event()
+
+    class FirstCallEngine(InvertEngine):
+        """Remembers the live values it had when it made its first frame."""
+
+        first: dict | None = None
+
+        def __call__(self, frames=None):  # noqa: ANN001, ANN204 - the engine protocol
+            if self.first is None:
+                self.first = dict(self.params)
+            return super().__call__(frames)
+
+    def factory(config: EngineConfig) -> InvertEngine:
+        if config.model == "nobody/no-such-model":
+            raise OSError("nobody/no-such-model is not on the Hub")
+        gate.wait(10)
+        return FirstCallEngine(config.width, config.height)
+
+    engine = InvertEngine()
+    store = ParamStore()
+    sink = ListSink()
+    rt = make_runtime(
+        open_source("pattern", fps=60), [sink], engine, store=store, factory=factory, presets_folder=tmp_path
+    )
+    changes: list[tuple[str, object, object]] = []
+    store.subscribe(lambda name, value, origin: changes.append((name, value, origin)))
+    rt.start()
+    try:
+        assert wait_for(lambda: len(sink.frames) >= 2)
+        before = store.snapshot()
+        with caplog.at_level(logging.WARNING, logger="sd-bridge"):
+            store.set("preset", "broken-model")
+            assert wait_for(lambda: rt.stats()["faults"]["rebuild"] == 1)
+            assert wait_for(lambda: store.get("preset") == "")
+        n = len(sink.frames)
+        assert wait_for(lambda: len(sink.frames) > n + 3)  # still serving, nothing of the preset
+        assert "prompt" not in engine.params and "guidance_scale" not in engine.params
+        after = store.snapshot()
+        assert {k: after[k] for k in before if k != "preset"} == {
+            k: before[k] for k in before if k != "preset"
+        }
+        assert rt._fit == "crop" and rt.config.model == "random:tiny"
+        errors = [o.message for _, _, o in changes if isinstance(o, Failure)]
+        assert errors and "preset broken-model not applied" in errors[0], errors
+        assert "cannot load" in errors[0] or "not on the Hub" in errors[0]
+        # a preset whose model builds: its values wait for the new engine, then all apply
+        store.set("preset", "other")
+        assert wait_for(lambda: rt.stats()["rebuilding"])
+        n = len(sink.frames)
+        assert wait_for(lambda: len(sink.frames) > n + 3)
+        assert store.get("guidance") == before["guidance"] and "prompt" not in engine.params
+        gate.set()
+        assert wait_for(lambda: rt.config.model == "other/model")
+        assert wait_for(lambda: rt.engine.params.get("prompt") == "the other model")
+        assert rt.engine.params["guidance_scale"] == 3.5 and store.get("guidance") == 3.5
+        assert wait_for(lambda: rt.engine.first is not None)  # its very first frame had the preset's values
+        assert rt.engine.first.get("prompt") == "the other model" and rt.engine.first["guidance_scale"] == 3.5
+        assert store.get("preset") == "other"
+    finally:
+        gate.set()
         rt.stop()

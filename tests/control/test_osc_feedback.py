@@ -13,12 +13,12 @@ from .osc_helpers import Client, wait_until
 
 
 def test_status_replies_with_runtime_stats(server, client):
-    fps, p50, p95, skip, dropped = client.sync()
-    assert (fps, p50, p95, skip, dropped) == pytest.approx((29.5, 41.0, 55.5, 0.25, 3))
+    fps, p50, p95, skip, dropped, source_down = client.sync()
+    assert (fps, p50, p95, skip, dropped, source_down) == pytest.approx((29.5, 41.0, 55.5, 0.25, 3, 0))
     assert isinstance(dropped, int)
 
 
-ZEROS = [0.0, 0.0, 0.0, 0.0, 0]
+ZEROS = [0.0, 0.0, 0.0, 0.0, 0, 0]
 
 
 @pytest.mark.parametrize(
@@ -26,7 +26,7 @@ ZEROS = [0.0, 0.0, 0.0, 0.0, 0]
     [
         (None, ZEROS),
         (lambda: {}, ZEROS),
-        (lambda: {"fps": "fast", "latency": {"p50": 12.0}, "dropped_frames": 2}, [0.0, 12.0, 0.0, 0.0, 2]),
+        (lambda: {"fps": "fast", "latency": {"p50": 12.0}, "dropped_frames": 2}, [0.0, 12.0, 0.0, 0.0, 2, 0]),
         (lambda: {"fps": float("nan"), "skip_rate": True}, ZEROS),
         (lambda: 1 / 0, ZEROS),
     ],
@@ -37,7 +37,7 @@ def test_status_tolerates_missing_or_broken_stats(store, stats, expected):
         c = Client(srv.address)
         try:
             assert c.sync() == expected
-            assert len(c.sync()) == 5  # still answering
+            assert len(c.sync()) == 6  # still answering
         finally:
             c.close()
 
@@ -46,7 +46,7 @@ def test_status_reads_nested_latency_and_aliases(store):
     stats = {"fps": 10, "latency": {"p50": 12.5, "p95": 20.0}, "dropped_frames": 2, "skip_rate": 0.5}
     with OscServer(store, port=0, stats=lambda: stats) as srv:
         c = Client(srv.address)
-        assert c.sync() == pytest.approx([10.0, 12.5, 20.0, 0.5, 2])
+        assert c.sync() == pytest.approx([10.0, 12.5, 20.0, 0.5, 2, 0])
         c.close()
 
 
@@ -140,7 +140,7 @@ def test_replies_go_to_the_reply_port_when_set(store):
     with OscServer(store, port=0, reply_port=listener.port) as srv:
         sender = Client(srv.address)
         sender.send("/sd/status")
-        assert listener.wait_for("/sd/status") == pytest.approx([0.0, 0.0, 0.0, 0.0, 0])
+        assert listener.wait_for("/sd/status") == pytest.approx([0.0, 0.0, 0.0, 0.0, 0, 0])
         sender.send("/sd/guidance", "loud")
         assert "/sd/guidance" in listener.wait_for("/sd/error")[0]
         assert srv.clients() == [("127.0.0.1", listener.port)]
@@ -162,7 +162,7 @@ def test_server_counts_and_runs_in_its_own_threads(store):
     # and it can serve again, on a fresh free port
     with OscServer(ParamStore(), port=0) as again:
         c2 = Client(again.address)
-        assert len(c2.sync()) == 5
+        assert len(c2.sync()) == 6
         c2.close()
 
 

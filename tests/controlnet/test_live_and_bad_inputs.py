@@ -198,3 +198,22 @@ def test_a_depth_model_that_cannot_load_refuses_only_that_value(tiny_models, fra
         eng.update(controlnets=[{"preprocessor": "depth"}])
     assert eng.controlnets.units[0].live["preprocessor"] == "canny" and eng.controlnets.depth is None
     assert torch.equal(eng(frames[0]), before)
+
+
+def test_an_engine_with_nets_is_freed_by_its_last_reference_alone(make_engine, frames):
+    """Like tests/bridge/test_engine_release.py for a plain engine: the ControlNet stack (nets, depth
+    model, held control image) adds no reference cycle, so a replaced engine with nets is freed at once."""
+    import gc
+    import weakref
+
+    eng = make_engine([canny_spec(), canny_spec(preprocessor="depth")], cfg_type="none", t_index_list=[30])
+    eng.update(control_image=np.zeros((64, 64, 3), np.uint8), controlnets=[{"scale": 0.5}])
+    eng(frames[0])
+    gc.collect()
+    gc.disable()
+    try:
+        ref, stack = weakref.ref(eng), weakref.ref(eng.controlnets)
+        del eng
+        assert ref() is None and stack() is None, [type(r).__name__ for r in gc.get_referrers(ref())]
+    finally:
+        gc.enable()

@@ -94,7 +94,7 @@ def test_wait_prints_status_and_confirms_values(daemon):
     status = _run("/sd/status", "--port", port)  # a question waits for its answer unasked
     assert status.exit_code == 0, status.output
     words = status.output.split()
-    assert words[0] == "/sd/status" and float(words[1]) == STATS["fps"] and int(words[-1]) == STATS["dropped"]
+    assert words[0] == "/sd/status" and float(words[1]) == STATS["fps"] and int(words[5]) == STATS["dropped"]
     clamped = _run("/sd/guidance", "50", "--port", port, "--wait")
     assert clamped.exit_code == 0, clamped.output
     assert clamped.output.strip().splitlines()[-1] == "/sd/guidance 20"  # the daemon clamps to the range
