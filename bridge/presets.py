@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from bridge.control.controlnet_params import controlnet_store_values, controlnets_from_preset
 from bridge.control.params import ParamError, is_safe_name, param
 from bridge.control.region_params import region_values_from_preset
 from bridge.errors import BridgeError
@@ -176,6 +177,7 @@ _ENGINE_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "cache_attention": ("cache_attention", _param("cache_attention")),
     "cache_frames": ("cache_frames", _param("cache_frames")),
     "cache_interval": ("cache_interval", _param("cache_interval")),
+    "depth_model": ("depth_model", _str),  # ControlNet's depth preprocessor (issue 17)
 }
 _RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "engine": _choice("stream", "passthrough"),
@@ -187,7 +189,7 @@ _RUN_KEYS: dict[str, Callable[[Any], Any]] = {
     "transition": _param("transition"),
 }
 _IGNORED = {"description"}
-KNOWN_KEYS = sorted([*_ENGINE_KEYS, *_RUN_KEYS, "filter", "regions", *_IGNORED])
+KNOWN_KEYS = sorted([*_ENGINE_KEYS, *_RUN_KEYS, "filter", "regions", "controlnets", *_IGNORED])
 
 assert {f for f, _ in _ENGINE_KEYS.values()} <= {f.name for f in fields(EngineConfig)}
 
@@ -203,6 +205,9 @@ def parse_preset(data: dict[str, Any], path: Path) -> Preset:
                 preset.engine.update(_filter(raw))
             elif key == "regions":
                 preset.run["regions"] = region_values_from_preset(raw)
+            elif key == "controlnets":  # the nets (a rebuild when they change) and their live values
+                preset.engine["controlnets"] = controlnets_from_preset(raw)
+                preset.run["controlnets"] = controlnet_store_values(preset.engine["controlnets"])
             elif key in _RUN_KEYS:
                 preset.run[key] = _RUN_KEYS[key](raw)
             elif key not in _IGNORED:

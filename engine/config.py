@@ -8,7 +8,10 @@ background). Live values given here are only the starting values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .controlnet.spec import ControlNetSpec
 
 CfgType = Literal["none", "full", "self", "initialize"]
 Mode = Literal["img2img", "txt2img"]
@@ -63,6 +66,12 @@ class EngineConfig:
     accel: Accel = "auto"
     engine_dir: str | None = None
     """Where compiled (TensorRT) engines are cached; None means the user cache folder."""
+    # -- ControlNet (issue 17): the nets are fixed per engine, their scales etc. are live ----------
+    controlnets: list[ControlNetSpec | dict[str, Any]] = field(default_factory=list)
+    """Up to 4 `engine.controlnet.ControlNetSpec`s (or dicts of their fields); adding one rebuilds."""
+    depth_model: str = "auto"
+    """Depth Anything model for the `depth` preprocessor: `auto` (random:depth on random base models,
+    else depth-anything/Depth-Anything-V2-Small-hf), `random:depth`, a hub id or a folder."""
 
     def with_changes(self, **changes: object) -> EngineConfig:
         """A copy with some fields changed (for rebuilds)."""

@@ -41,6 +41,10 @@ def load_engine(config: EngineConfig, progress: Callable[[str], None] | None = N
     if progress:
         progress("preparing the stream")
     engine = StreamEngine(models, config)
+    if config.controlnets:  # ControlNet (issue 17)
+        from .controlnet import build_stack
+
+        engine.set_controlnets(build_stack(models, config, progress))
     from engine import accel  # after the models: TensorRT and CUDA stay unimported until asked for
 
     accel.apply(engine, config, _fraction_progress(progress) if progress else None)

@@ -31,6 +31,8 @@ LIVE_KEYS: tuple[str, ...] = (
     "cache_attention",
     "cache_frames",
     "cache_interval",
+    "controlnets",
+    "control_image",
 )
 """Every key `FrameEngine.update` accepts; anything else is a ValueError."""
 

@@ -183,6 +183,7 @@ class StreamEngine:
         self._temporal.apply(
             self._validate({k: getattr(config, k) for k in TEMPORAL_KEYS if hasattr(config, k)})
         )
+        self._controlnets = None  # ControlNet (issue 17): an engine.controlnet.ControlNetStack
         self._build(live["t_index_list"])
 
     # -- building ------------------------------------------------------------------------------
@@ -222,6 +223,8 @@ class StreamEngine:
         self._last: torch.Tensor | None = None
         self._force = n
         self._temporal.reset()  # issue 18: a restarted stream blends and attends to nothing old
+        if self._controlnets is not None:  # ControlNet: per-row control images follow the stages
+            self._controlnets.layout(n, f)
 
     def _alloc_batches(self) -> None:
         f, n, g = self.frame_buffer_size, self._n, self._conditioning.groups
@@ -316,6 +319,8 @@ class StreamEngine:
         if self._transition.active:
             self._write_text(self._transition.advance())
         self._temporal.begin_frame()  # issue 18: the cached attention's frame clock
+        if self._controlnets is not None:  # ControlNet: this call's frames' control images enter stage 0
+            self._controlnets.push(frames)
         x0 = self._denoise_batch() if self.use_denoising_batch else self._denoise_sequential()
         self._temporal.end_frame(x0)  # x0 stays untouched until the next frame's entry is made
         t2 = self._clock() if prof else 0.0
@@ -350,7 +355,7 @@ class StreamEngine:
         """One UNet call over all n*f rows; returns the finished x0 of the oldest f frames."""
         b, r, f, n = self._batch, self._rows, self.frame_buffer_size, self._n
         guided = self._guided
-        pred = self.unet_fn(*b.inputs(guided))
+        pred = self._predict(b, guided, 0)
         self._counters["unet_calls"] += 1
         eps = self._guide(pred, b, self._stock, guided, self._eps)
         x = b.x
@@ -377,7 +382,7 @@ class StreamEngine:
         for i, b in enumerate(self._stages):
             r = self._stage_rows[i]
             self._temporal.stream(i)  # issue 18: each stage has its own attention cache
-            pred = self.unet_fn(*b.inputs(guided))
+            pred = self._predict(b, guided, i * self.frame_buffer_size)
             self._counters["unet_calls"] += 1
             eps = self._guide(pred, b, stock, guided, None)
             x0 = torch.addcmul(b.x * r.a, r.neg_bc, eps)
@@ -389,6 +394,16 @@ class StreamEngine:
         if n == 1 and uses_stock:
             self._seq_stock = stock
         return x0
+
+    def _predict(self, b: _UNetBatch, guided: bool, first_row: int) -> torch.Tensor:
+        """The UNet seam, or (ControlNet, issue 17) the UNet with the live nets' residuals added."""
+        cn = self._controlnets
+        if cn is None or not cn.active:
+            return self.unet_fn(*b.inputs(guided))
+        ru = b.uncond_rows if guided else 0
+        return cn.predict(
+            self.unet, *b.inputs(guided), rows=b.rows, uncond_rows=ru, groups=b.groups, first_row=first_row
+        )
 
     def _guide(self, pred, b: _UNetBatch, stock, guided: bool, out) -> torch.Tensor:
         """Turn the UNet output into the guided noise estimate eps (residual CFG)."""
@@ -414,7 +429,9 @@ class StreamEngine:
         length: the stream restarts), strength (0..1, mapped onto t_index_list keeping its length),
         similarity_filter, similarity_threshold, max_skip_frame, transition_frames, transition_curve,
         regions (list of `engine.regions.Brush` or dicts; [] or None: one prompt for the whole frame),
-        feedback (0..1), cache_attention, cache_frames (1..8), cache_interval (see engine/temporal).
+        feedback (0..1), cache_attention, cache_frames (1..8), cache_interval (see engine/temporal),
+        controlnets (a list of dicts of live values per ControlNet slot: scale, enabled, preprocessor,
+        start, end, canny_low, canny_high), control_image (an external control image, held until the next).
         """
         unknown = sorted(set(params) - set(LIVE_KEYS))
         if unknown:
@@ -424,6 +441,8 @@ class StreamEngine:
         if "strength" in params and "t_index_list" in params:
             raise ValueError("give t_index_list or strength, not both")
         live = self._validate(params)
+        cn = self._controlnets  # ControlNet: validated (and a depth model loaded) off the frame lock
+        cn_update = cn.prepare(params) if cn is not None else _no_controlnets(params)
         with self._encode_lock:
             target = self._encoder.blend(live["prompt"]) if "prompt" in live else None
             negative = self._encoder.encode(live["negative_prompt"]) if "negative_prompt" in live else None
@@ -432,6 +451,8 @@ class StreamEngine:
             self._apply(live, target, negative)
             if regional is not None:
                 self._swap_conditioning(regional)
+                self._force = max(self._force, self._n)
+            if cn_update is not None and cn is self._controlnets and cn.commit(cn_update):
                 self._force = max(self._force, self._n)
 
     def _validate(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -525,6 +546,20 @@ class StreamEngine:
         if changes_output:  # let the new look through even if the input stands still
             self._force = self._n + (self.transition_frames if target is not None else 0)
 
+    # -- ControlNet (issue 17) -------------------------------------------------------------------
+    @property
+    def controlnets(self):
+        """The `engine.controlnet.ControlNetStack` in use, or None."""
+        return self._controlnets
+
+    def set_controlnets(self, stack) -> None:
+        """Use a `ControlNetStack` (None: no ControlNet); its control images restart empty."""
+        with self._lock:
+            if stack is not None:
+                stack.layout(self._n, self.frame_buffer_size)
+            self._controlnets = stack
+            self._force = max(self._force, self._n)
+
     def _refresh_rows(self) -> None:
         self._rows.copy_from(self._make_rows())  # in place: views and captured buffers stay valid
 
@@ -614,6 +649,7 @@ class StreamEngine:
             "cfg_type": self.cfg_type,
             "guidance_scale": self.guidance_scale,
             "unet_batch": self._unet_batch_size(),
+            **(self._controlnets.stats() if self._controlnets is not None else {}),
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
         }
@@ -621,6 +657,12 @@ class StreamEngine:
     def _unet_batch_size(self) -> int:
         b = self._batch if self.use_denoising_batch else self._stages[0]
         return (b.uncond_rows if self._guided else 0) + b.groups * b.rows
+
+
+def _no_controlnets(params: dict[str, Any]) -> None:
+    """Without nets, ControlNet values are accepted and ignored (a rebuild may bring nets)."""
+    if "controlnets" in params and not isinstance(params["controlnets"], (list, tuple)):
+        raise ValueError("controlnets must be a list of dicts of live values")
 
 
 def _per_row(values: torch.Tensor, f: int) -> torch.Tensor:

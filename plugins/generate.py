@@ -57,6 +57,14 @@ LABELS = {
     "cache_frames": "Cache frames",
     "cache_interval": "Cache interval",
 }
+# ControlNet slots (issue 17): "CN0 scale", "CN0 enabled", ...
+LABELS.update(
+    {
+        f"controlnet.{n}.{field}": f"CN{n} {field.replace('_', ' ')}"
+        for n in range(4)
+        for field in ("scale", "enabled", "preprocessor", "start", "end", "canny_low", "canny_high", "source")
+    }
+)
 
 # Which parameters each plugin shows, grouped into pages (TouchDesigner) in display order.
 TD_PAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -65,20 +73,25 @@ TD_PAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Filter", ("filter.enabled", "filter.threshold", "filter.max_skip")),
     ("Show", ("bypass", "pause", "preset")),
     ("Temporal", ("feedback", "cache_attention", "cache_frames", "cache_interval")),
+    (
+        "ControlNet",
+        (
+            *(
+                f"controlnet.{n}.{f}"
+                for n in range(4)
+                for f in ("scale", "enabled", "preprocessor", "source")
+            ),
+            "controlnet.0.canny_low",
+            "controlnet.0.canny_high",
+        ),
+    ),
 )
 TOGGLE_NAMES = ("bypass", "pause", "filter.enabled", "cache_attention")
 """On/off parameters the controller layouts show as toggle buttons."""
 OBS_NAMES = (
-    "prompt",
-    "negative_prompt",
-    "guidance",
-    "delta",
-    "strength",
-    "seed",
-    "preset",
-    "bypass",
-    "feedback",
-    "cache_attention",
+    *("prompt", "negative_prompt", "guidance", "delta", "strength", "seed", "preset", "bypass"),
+    *("feedback", "cache_attention"),
+    *("controlnet.0.scale", "controlnet.0.enabled"),
 )
 
 STATS: tuple[tuple[str, str], ...] = tuple((f.name, f.name.replace("/", " ")) for f in STAT_FIELDS)

@@ -76,6 +76,10 @@ class SharedModels:
                 self._models = load_models(config)
                 self._key = key
             engine = StreamEngine(self._models, config)
+            if getattr(config, "controlnets", None):  # ControlNet (issue 17): the nets on the shared models
+                from engine.controlnet import build_stack
+
+                engine.set_controlnets(build_stack(self._models, config))
         ensure_accel(engine, config)
         return engine
 

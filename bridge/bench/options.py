@@ -11,6 +11,7 @@ SECTIONS: tuple[str, ...] = (
     "filter",
     "regions",
     "temporal",
+    "controlnet",
     "pipeline",
     "stages",
     "memory",

@@ -32,6 +32,17 @@ def run(
         "--mask-source",
         help="A second source whose frames paint brush masks (/sd/region/N/mask source:<channel>).",
     ),
+    controlnet: list[str] = typer.Option(
+        None,
+        "--controlnet",
+        help="A ControlNet: PREPROCESSOR[=NET][@SCALE], e.g. canny, depth=random:controlnet@0.8 "
+        "(canny | depth | softedge | passthrough; repeatable, up to 4).",
+    ),
+    control_source: str = typer.Option(
+        None,
+        "--control-source",
+        help="A second source whose frames are the ControlNet image (ndi:NAME, spout:NAME, file:, image:).",
+    ),
     sink: list[str] = typer.Option(
         None,
         "--sink",
@@ -103,6 +114,7 @@ def run(
         "fps": fps,
         "fit": fit,
         "osc_port": osc_port,
+        "controlnets": list(controlnet) if controlnet else None,
     }
     try:
         code = _run(
@@ -117,6 +129,7 @@ def run(
             osc_reply_port,
             profile,
             mask_source,
+            control_source,
         )
     except BridgeError as exc:
         log.error("%s", exc)
@@ -160,7 +173,9 @@ def _run(
     osc_reply_port: int | None,
     profile: bool = False,
     mask_source: str | None = None,
+    control_source: str | None = None,
 ) -> int:
+    from bridge.control.controlnet_params import CONTROL_SOURCE, controlnet_store_values
     from bridge.control.store import ParamStore
     from bridge.runtime import ModelUnavailable, PassthroughEngine, Runtime, RuntimeOptions, build_engine
     from bridge.runtime.engines import factory_for, one_line
@@ -173,8 +188,10 @@ def _run(
     config = settings.config
     src = open_source(settings.source, fps=settings.fps)
     mask_src = open_source(mask_source, fps=settings.fps, keep_alpha=True) if mask_source else None
+    control_src = open_source(control_source, fps=settings.fps) if control_source else None
     sinks = [make_sink(s) for s in settings.sinks]
-    for part in (src, *([mask_src] if mask_src else []), *sinks):
+    aux = {name: a for name, a in (("mask", mask_src), (CONTROL_SOURCE, control_src)) if a is not None}
+    for part in (src, *aux.values(), *sinks):
         # A backend that cannot work here at all (no Spout off Windows, no v4l2loopback, no display)
         # is a one-line error now, before the model loads; anything else is retried while running.
         check = getattr(part, "preflight", None)
@@ -208,6 +225,10 @@ def _run(
             )
     else:
         eng = PassthroughEngine(config.width, config.height, config.frame_buffer_size)
+    for i, unit in enumerate(getattr(getattr(eng, "controlnets", None), "units", [])):  # ControlNet
+        log.info(
+            "ControlNet %d: %s, %s, scale %g", i, unit.model, unit.live["preprocessor"], unit.live["scale"]
+        )
     store = ParamStore()
     options = RuntimeOptions(
         fps=settings.fps,
@@ -225,12 +246,14 @@ def _run(
         factory=factory_for(settings.engine),  # after a fallback, a live model switch may still load
         options=options,
         engine_name=kind,
-        mask_source=mask_src,
+        aux_sources=aux,
     )
     if settings.transition is not None:
         store.set("transition", settings.transition, origin="preset")
     if settings.preset is not None and settings.preset.run.get("regions"):
         store.update(settings.preset.run["regions"], origin="preset")
+    if config.controlnets:  # ControlNet: the store (and OSC /sd/get) start from the nets' values
+        store.update(controlnet_store_values(config.controlnets), origin="preset")
     osc = start_osc(
         store, runtime.stats, osc_host, settings.osc_port, osc_allow, osc_reply_port, runtime.stop_event.set
     )

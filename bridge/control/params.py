@@ -469,9 +469,10 @@ PARAMS: tuple[Param, ...] = (
     ),
 )
 
+from .controlnet_params import CONTROLNET_PARAMS  # noqa: E402  (ControlNet slots, issue 17)
 from .region_params import REGION_PARAMS  # noqa: E402  (it builds on Param and Kind above)
 
-PARAMS = PARAMS + REGION_PARAMS
+PARAMS = PARAMS + REGION_PARAMS + CONTROLNET_PARAMS
 
 PARAMS_BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 PARAMS_BY_ADDRESS: dict[str, Param] = {p.address: p for p in PARAMS}

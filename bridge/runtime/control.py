@@ -3,7 +3,8 @@
 Runs on the engine thread (so an update never races a frame). Cheap values go to `engine.update`;
 model and resolution ask the rebuild room for a new engine; a preset is applied whole or not at
 all (its live values wait for the rebuild it needs, and are dropped if that rebuild fails).
-Aux-source frames (the mask source) join here too: a fresh mask becomes a regions update.
+Aux-source frames join here too: a fresh mask becomes a regions update, a fresh frame of the
+ControlNet control source the engine's `control_image` (the engine holds it until the next).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from bridge.control.controlnet_params import CONTROL_SOURCE, ControlNetFeed
 from bridge.control.params import PARAMS, ParamError
 from bridge.errors import BridgeError
 from engine import EngineConfig
@@ -40,6 +42,7 @@ class ControlRoom:
         self.t_index = list(rt.config.t_index_list)
         self.transition_s = float(rt.store.get("transition"))
         self._mask_frame = None
+        self._controlnets = ControlNetFeed()
         self._ignore: dict[str, Any] = {}
         """Values the runtime itself wrote back into the store (not requests to act on)."""
         self._start_model = rt.config.model
@@ -57,9 +60,15 @@ class ControlRoom:
         fresh_mask = rt.aux_frame("mask")
         if fresh_mask is not None:
             self._mask_frame = fresh_mask
-        if not changes and fresh_mask is None:
+        fresh_control = rt.aux_frame(CONTROL_SOURCE)
+        if not changes and fresh_mask is None and fresh_control is None:
             return
         updates: dict[str, Any] = {}
+        if fresh_control is not None:  # ControlNet: the newest control image; the engine holds it
+            updates["control_image"] = fresh_control
+        slots = self._controlnets.poll(changes, rt.store.snapshot())
+        if slots is not None:  # ControlNet: every slot's live values as one update
+            updates["controlnets"] = slots
         for name, value in changes.items():
             try:
                 self._apply_one(name, value, updates)
@@ -189,6 +198,7 @@ class ControlRoom:
         if "transition" in preset.run:
             live["transition"] = preset.run["transition"]
         live.update(preset.run.get("regions", {}))
+        live.update(preset.run.get("controlnets", {}))  # the slots' values; the nets are in preset.engine
         for k, v in live.items():  # a bad value refuses the whole preset, before anything changes
             rt.store.validate(k, v)
         target = rt.rebuild.target

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.control.controlnet_params import CONTROL_SOURCE
 from bridge.control.region_params import RegionFeed
 from bridge.control.store import ParamStore
 from bridge.frames import Fit, Frame, TensorBridge
@@ -88,8 +89,8 @@ class Runtime:
         self.once = OnceLog()
         self.stop_event = threading.Event()
         self.aux_sources = dict(aux_sources or {})
-        """Named auxiliary sources (`mask` feeds brush masks; a ControlNet adds `control`): their
-        newest frame is read between frames with `aux_frame(name)`."""
+        """Named auxiliary sources (`mask` feeds brush masks, `control` is the ControlNet control
+        image): their newest frame is read between frames with `aux_frame(name)`."""
         if mask_source is not None:
             self.aux_sources["mask"] = mask_source
         self._in: LatestSlot[Frame] = LatestSlot()
@@ -140,6 +141,11 @@ class Runtime:
     def mask_source(self) -> Source | None:
         """The source whose frames feed brush masks (`/sd/region/N/mask source:<channel>`)."""
         return self.aux_sources.get("mask")
+
+    @property
+    def control_source(self) -> Source | None:
+        """The source whose frames are the ControlNet control image (`--control-source`)."""
+        return self.aux_sources.get(CONTROL_SOURCE)
 
     def aux_frame(self, name: str) -> np.ndarray | None:
         """The newest frame of aux source `name` since the last call (None: nothing new, or no such aux)."""

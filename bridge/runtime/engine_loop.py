@@ -61,6 +61,7 @@ class EngineLoop:
         rt.control.apply()
         if rt.rebuild.swap_if_ready():
             self._pending_meta.clear()
+            rt.control.apply()  # a preset that waited for this engine applies before its first frame
         batch = self._take_batch()
         if batch is None:
             return

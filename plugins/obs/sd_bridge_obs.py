@@ -56,8 +56,11 @@ PARAMS = (
     ("bypass", "/sd/bypass", "bool", False, None, None, "Bypass"),
     ("feedback", "/sd/feedback", "float", 0.0, 0.0, 1.0, "Feedback"),
     ("cache_attention", "/sd/cache_attention", "bool", False, None, None, "Cached attention"),
+    ("controlnet.0.scale", "/sd/controlnet/0/scale", "float", 1.0, 0.0, 2.0, "CN0 scale"),
+    ("controlnet.0.enabled", "/sd/controlnet/0/enabled", "bool", True, None, None, "CN0 enabled"),
 )
 PRESETS = (
+    "depth-controlnet",
     "lcm-sd15-2step",
     "ndi-roundtrip",
     "screen-to-vcam",

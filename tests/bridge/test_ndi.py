@@ -203,3 +203,32 @@ def test_ndi_source_loss_never_stalls_the_output(ndi_sender) -> None:
         f"NDI source loss: {normal:.1f} fps normally, {gap:.1f} fps during a 6 s loss; "
         f"the returning sender's frames out {back_s:.1f} s after it started"
     )
+
+
+def test_searching_for_an_absent_ndi_source_lets_other_threads_run(ndi_sender) -> None:
+    """While `ndi:X` (the video, a --mask-source or a --control-source) searches for a sender that is
+    not there yet (TouchDesigner not started), the daemon's other threads must keep running.
+    cyndilib's Finder.wait_for_sources holds the GIL while it waits: the daemon put out no frame at
+    all. Counted, not timed: a thread that sleeps 1 ms per tick gets hundreds of ticks per second
+    when the GIL is free, a handful when it is held. (`ndi_sender` only skips without NDI here.)"""
+    import threading
+
+    absent = open_source(f"ndi:absent-{os.getpid()}")
+    absent.discover_s = 1.0
+    ticks, stop = [0], threading.Event()
+
+    def tick() -> None:
+        while not stop.is_set():
+            ticks[0] += 1
+            time.sleep(0.001)
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        with pytest.raises(Exception, match="no NDI source matches"):
+            absent.open(64, 64)
+    finally:
+        stop.set()
+        ticker.join()
+        absent.close()
+    assert ticks[0] > 100, f"only {ticks[0]} ticks of another thread during a 1 s search"

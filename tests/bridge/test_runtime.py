@@ -260,11 +260,21 @@ def test_a_preset_loads_whole_or_not_at_all(tmp_path: Path, caplog: pytest.LogCa
     )
     gate = threading.Event()
 
+    class FirstCallEngine(InvertEngine):
+        """Remembers the live values it had when it made its first frame."""
+
+        first: dict | None = None
+
+        def __call__(self, frames=None):  # noqa: ANN001, ANN204 - the engine protocol
+            if self.first is None:
+                self.first = dict(self.params)
+            return super().__call__(frames)
+
     def factory(config: EngineConfig) -> InvertEngine:
         if config.model == "nobody/no-such-model":
             raise OSError("nobody/no-such-model is not on the Hub")
         gate.wait(10)
-        return InvertEngine(config.width, config.height)
+        return FirstCallEngine(config.width, config.height)
 
     engine = InvertEngine()
     store = ParamStore()
@@ -303,6 +313,8 @@ def test_a_preset_loads_whole_or_not_at_all(tmp_path: Path, caplog: pytest.LogCa
         assert wait_for(lambda: rt.config.model == "other/model")
         assert wait_for(lambda: rt.engine.params.get("prompt") == "the other model")
         assert rt.engine.params["guidance_scale"] == 3.5 and store.get("guidance") == 3.5
+        assert wait_for(lambda: rt.engine.first is not None)  # its very first frame had the preset's values
+        assert rt.engine.first.get("prompt") == "the other model" and rt.engine.first["guidance_scale"] == 3.5
         assert store.get("preset") == "other"
     finally:
         gate.set()

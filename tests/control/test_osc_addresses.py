@@ -26,6 +26,10 @@ def sample(p: Param) -> tuple[list, object]:
     if k is Kind.STR:
         if p.name.startswith("region.") and p.name.endswith(".mask"):  # a mask spec, not free text
             return ["ellipse"], "ellipse"
+        choices = getattr(p, "choices", ())
+        if choices:  # a ChoiceParam (a ControlNet preprocessor): a choice other than the default
+            pick = next(c for c in choices if c != p.default)
+            return [pick], pick
         text = "studio_b" if p.name in ("preset", "model") else "ネオンの街, café 🌃"
         return [text], text
     if k is Kind.INT_LIST:

@@ -62,6 +62,7 @@ def test_td_parameter_names_are_valid_and_unique():
 def test_obs_script_offers_what_the_issue_asks():
     wanted = {"prompt", "negative_prompt", "guidance", "delta", "strength", "seed", "preset", "bypass"}
     wanted |= {"feedback", "cache_attention"}  # issue 18: the temporal knobs a streamer reaches for
+    wanted |= {"controlnet.0.scale", "controlnet.0.enabled"}  # issue 17: the first ControlNet slot
     assert {row[0] for row in obs.PARAMS} == wanted
 
 

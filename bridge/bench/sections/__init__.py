@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ..context import BenchContext
 from ..results import Section
-from . import batch, cfg, memory, pipeline, regions, similarity, stages, temporal, throughput
+from . import batch, cfg, controlnet, memory, pipeline, regions, similarity, stages, temporal, throughput
 
 SectionRunner = Callable[[BenchContext], Section]
 
@@ -17,6 +17,7 @@ RUNNERS: dict[str, SectionRunner] = {
     "filter": similarity.run,
     "regions": regions.run,
     "temporal": temporal.run,
+    "controlnet": controlnet.run,
     "pipeline": pipeline.run,
     "stages": stages.run,
     "memory": memory.run,
