@@ -143,8 +143,9 @@ def run(
     raise typer.Exit(code)
 
 
-class StopRequested(Exception):
-    """SIGINT or SIGTERM arrived while starting up (loading the model): stop there."""
+class StopRequested(BaseException):
+    """SIGINT or SIGTERM arrived while starting up (loading the model): stop there. A BaseException,
+    like KeyboardInterrupt, so the `except Exception` around a model load lets it through."""
 
 
 class StopSignals:
