@@ -188,3 +188,34 @@ def test_stopping_closes_the_sinks_without_waiting_for_the_engine_call() -> None
         assert sink.closed and not release.is_set()
     finally:
         release.set()
+
+
+def test_a_missing_video_file_fails_at_start_in_one_line(tmp_path: Path) -> None:
+    """Before the model loads (the default model is not cached here, so its error would come next)."""
+    r = _run(["run", "--source", "file:/nonexistent.mp4", "--osc-port", "0", "--frames", "3"], tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        "sd-bridge: file:/nonexistent.mp4: no such file (/nonexistent.mp4)"
+    ]
+
+
+def test_the_test_cards_frame_number_is_white_on_black() -> None:
+    from bridge.sources.pattern import PatternSource
+
+    source = PatternSource()
+    source.open(512, 288)
+    img = source.read()
+    corner = img[-40:, :60]  # the label's box, over the dark end of the grey ramp
+    white = (corner.min(axis=2) > 200).sum()
+    black = (corner.max(axis=2) < 30).sum()
+    assert white > 20 and black > white, (white, black)
+
+
+def test_the_masks_the_docs_name_are_shipped() -> None:
+    from bridge.masks import MaskLibrary
+    from bridge.presets import presets_dir
+
+    library = MaskLibrary(presets_dir() / "masks")
+    for name in ("left.png", "bottom.png"):
+        mask = library.load(name)
+        assert mask.min() == 0 and mask.max() > 0, name
