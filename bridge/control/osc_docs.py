@@ -70,7 +70,9 @@ SECURITY = f"""\
 OSCQUERY = """\
 ## Discovery (OSCQuery)
 
-When enabled (`--osc-query-port`), an HTTP server answers the
+`sd-bridge run` serves, next to OSC, an HTTP server on the OSC port + 1 (TCP `7001` by default,
+bound to the same address as OSC: loopback unless `--osc-host` says otherwise; `--osc-query-port N`
+moves it, `0` turns it off) that answers the
 [OSCQuery](https://github.com/Vidvox/OSCQueryProposal) JSON tree of all the addresses above, with
 their types, ranges, current values, access and descriptions:
 
@@ -79,6 +81,11 @@ their types, ranges, current values, access and descriptions:
   (the WebSocket `LISTEN` extension is not: live values come from the echo above).
 - The server is advertised over mDNS as `_oscjson._tcp` (with the `zeroconf` package, or
   `avahi-publish-service` where installed), so TouchDesigner's OSCQuery and other browsers find it.
+
+```bash
+curl -s "http://127.0.0.1:7001/?HOST_INFO"
+curl -s "http://127.0.0.1:7001/sd/prompt?VALUE"
+```
 """
 
 EXAMPLES = """\

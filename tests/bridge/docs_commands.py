@@ -35,6 +35,9 @@ PROGRAMS = (
 """In an unlabelled block, only lines starting with one of these are commands (the rest: diagrams)."""
 SD_BRIDGE = {"sd-bridge", "sd-bridge.exe", ".venv/bin/sd-bridge", ".venv\\Scripts\\sd-bridge"}
 
+ENV_WORD = re.compile(r"[A-Z_][A-Z0-9_]*=\S*")
+CLIENTS = ("curl", "oscsend")
+"""Other programs talking to the daemon: run against the test's daemon (7000 / 7001 -> its ports)."""
 RUN_SECONDS = 1.0
 """A documented `run` is bounded to this many seconds (or fewer, if the doc says fewer)."""
 SIZE = ("64", "64")
@@ -51,13 +54,28 @@ class DocCommand:
     def id(self) -> str:
         return f"{self.file}:{self.line}"
 
-    def argv(self) -> list[str]:
+    def words(self) -> list[str]:
         if self.windows:  # backslashes are path separators there, not escapes
             return [
                 t[1:-1] if len(t) > 1 and t[0] == t[-1] == '"' else t
                 for t in shlex.split(self.text, posix=False)
             ]
         return shlex.split(self.text, comments=True)
+
+    def env(self) -> dict[str, str]:
+        """`NAME=value` words before the program (`SD_BRIDGE_TORCH=cpu ./sd-bridge.sh run`)."""
+        out: dict[str, str] = {}
+        for word in self.words():
+            if not ENV_WORD.fullmatch(word):
+                break
+            name, value = word.split("=", 1)
+            out[name] = value
+        return out
+
+    def argv(self) -> list[str]:
+        """The command without its leading environment assignments."""
+        words = self.words()
+        return words[len(self.env()) :]
 
 
 @dataclass(frozen=True)
@@ -117,7 +135,7 @@ def extract(root: Path = ROOT) -> list[DocCommand]:
                 line, pending = (pending + line).strip(), ""
                 if not line or line.startswith("#") or line.lower().startswith("rem "):
                     continue
-                if not lang and not line.startswith(PROGRAMS):
+                if not lang and not ENV_WORD.sub("", line).strip().startswith(PROGRAMS):
                     continue
                 commands.append(DocCommand(str(path.relative_to(root)), start, line, windows))
     return commands
@@ -149,6 +167,8 @@ def plan(command: DocCommand, rules: list[Rule]) -> Plan:
     for rule in rules:
         if rule.applies(command):
             return Plan(command, rule.action, rule.reason, args or [], rule.expect)
+    if argv and argv[0] in CLIENTS:
+        return Plan(command, "client", "talks to a daemon: sent to the test's daemon on its ports", argv)
     if argv and argv[0] == "./sd-bridge.sh":
         return Plan(
             command,
@@ -222,9 +242,21 @@ def bounded(args: list[str], osc_port: int, daemon_port: int) -> list[str]:
         for name, value in (("--model", "random:tiny"), ("--frames", "2"), ("--warmup", "1")):
             rest = _set(rest, name, value)
         rest = _set(_set(_set(rest, "--quick", None), "--accel", "torch"), "--sizes", "64x64")
+        if _option(rest, "--only") is None:  # every section is tests/bench's job; here: the command runs
+            rest = _set(rest, "--only", "throughput")
     elif command == "doctor":
         rest = _set(rest, "--osc-port", str(osc_port))
     return [command, *rest]
+
+
+def to_daemon(argv: list[str], osc_port: int, query_port: int) -> list[str]:
+    """A client command with the default ports (OSC 7000, OSCQuery 7001) pointed at the test's daemon."""
+    out = []
+    for word in argv:
+        word = "127.0.0.1" if word == "localhost" else word.replace("localhost:", "127.0.0.1:")
+        word = re.sub(r"(127\.0\.0\.1:)7001\b", rf"\g<1>{query_port}", word)
+        out.append(str(osc_port) if word == "7000" else word)
+    return out
 
 
 def dry_parse(args: list[str]) -> str | None:

@@ -95,8 +95,14 @@ def test_documented_command(plan: dc.Plan, request: pytest.FixtureRequest) -> No
         return
     workdir: Path = request.getfixturevalue("workdir")
     env: dict[str, str] = request.getfixturevalue("env")
+    env = {**env, **command.env()}
     if plan.action == "script":
         _check_script(plan, workdir, env)
+        return
+    if plan.action == "client":
+        daemon = request.getfixturevalue("daemon")
+        r = _run(dc.to_daemon(plan.argv, daemon.osc_port, daemon.query_port), workdir, env)
+        assert r.returncode == 0, f"{command.id}: `{command.text}` exited {r.returncode}"
         return
     daemon: Daemon = request.getfixturevalue("daemon") if plan.argv[:1] == ["send"] else None  # type: ignore[assignment]
     port = free_port_pair()
@@ -156,5 +162,7 @@ def _check_script(plan: dc.Plan, cwd: Path, env: dict[str, str]) -> None:
     r = _run(["bash", str(ROOT / "sd-bridge.sh"), *plan.argv], cwd, script_env)
     assert r.returncode == 0, f"{plan.command.id}: {r.stderr}"
     assert "==> torch: the " in r.stdout and "dry run: would run" in r.stdout
+    if plan.command.env().get("SD_BRIDGE_TORCH"):
+        assert f"the {plan.command.env()['SD_BRIDGE_TORCH']} build" in r.stdout
     if plan.argv[:1] != ["test"]:
         assert dc.dry_parse(plan.argv or ["run"]) is None
