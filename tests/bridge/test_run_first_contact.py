@@ -219,3 +219,15 @@ def test_the_masks_the_docs_name_are_shipped() -> None:
     for name in ("left.png", "bottom.png"):
         mask = library.load(name)
         assert mask.min() == 0 and mask.max() > 0, name
+
+
+def test_ctrl_c_while_running_exits_130_after_closing_the_sinks(tmp_path: Path) -> None:
+    import cv2
+
+    out = tmp_path / "rec.avi"
+    args = ["--engine", "passthrough", "--width", "64", "--height", "64", "--sink", f"file:{out}"]
+    with Daemon(args, tmp_path, ready="first frame out") as d:
+        assert d.stop(signal.SIGINT) == 130, d.output()
+    assert "stopped:" in d.output() and "Traceback" not in d.output()
+    ok, img = cv2.VideoCapture(str(out)).read()  # the recording was closed properly: it decodes
+    assert ok and img.shape == (64, 64, 3)
