@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,7 +284,3 @@ def dry_parse(args: list[str]) -> str | None:
 
 def option_names(args: list[str]) -> list[str]:
     return [re.sub(r"[\[\]]", "", a).split("=")[0] for a in args if re.sub(r"[\[\]]", "", a).startswith("--")]
-
-
-def python() -> str:
-    return sys.executable
