@@ -61,8 +61,8 @@ choose_torch() {
 choose_torch
 
 # The build is pinned with its local label (2.13.0+cpu) so pip cannot fall back on PyPI's plain
-# `torch`, which on Linux is the CUDA build with its nvidia-* wheels (gigabytes); the PyTorch index
-# for that build is an extra index, so a wheel already at hand (a local mirror, a cache) is used too.
+# `torch`, which on Linux is the CUDA build with its nvidia-* wheels (gigabytes). A wheel already at
+# hand (pip's configured indexes, a local mirror) is tried first, then the PyTorch index of that build.
 torch_index="https://download.pytorch.org/whl/$torch_build"
 torch_spec="torch==$torch_version+$torch_build"
 if [ "$(uname -s)" = "Darwin" ]; then
@@ -109,7 +109,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         echo "    keeping it"
     else
         echo "==> installing $torch_spec into .venv"
-        .venv/bin/python -m pip install "$torch_spec" ${torch_index:+--extra-index-url "$torch_index"}
+        # A wheel at hand (pip's configured indexes, a local mirror) first; else the PyTorch index.
+        if ! .venv/bin/python -m pip install "$torch_spec" 2>/dev/null; then
+            [ -n "$torch_index" ] && echo "    not on the configured indexes: from $torch_index"
+            .venv/bin/python -m pip install "$torch_spec" ${torch_index:+--extra-index-url "$torch_index"}
+        fi
     fi
     echo "==> installing sd-bridge[$extras] into .venv (first time: a few minutes)"
     .venv/bin/python -m pip install -e ".[$extras]"
