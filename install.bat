@@ -2,6 +2,7 @@
 rem sd-bridge installer for Windows with an NVIDIA RTX card.
 rem   install.bat            CUDA 13 build of torch + TensorRT for CUDA 13 (recent drivers)
 rem   install.bat cu128      CUDA 12.8 build of torch + TensorRT for CUDA 12 (older drivers)
+rem   install.bat cpu        CPU build of torch, no TensorRT (no NVIDIA GPU; slow, for checking a setup)
 setlocal EnableExtensions
 cd /d "%~dp0"
 
@@ -9,6 +10,8 @@ set "CUDA_TAG=%~1"
 if "%CUDA_TAG%"=="" set "CUDA_TAG=cu130"
 set "TRT_EXTRA=tensorrt"
 if /i "%CUDA_TAG:~0,4%"=="cu12" set "TRT_EXTRA=tensorrt-cu12"
+set "EXTRAS=%TRT_EXTRA%,spout,ndi,vcam"
+if /i "%CUDA_TAG%"=="cpu" set "EXTRAS=spout,ndi,vcam"
 
 echo [1/5] Looking for Python 3.10, 3.11 or 3.12 ...
 set "PY="
@@ -32,14 +35,14 @@ if not exist .venv\Scripts\python.exe (
 )
 .venv\Scripts\python -m pip install -q --upgrade pip || (echo ERROR: could not upgrade pip & exit /b 1)
 
-echo [3/5] Installing torch with CUDA (%CUDA_TAG%) from the PyTorch index - about 3 GB ...
+echo [3/5] Installing the %CUDA_TAG% build of torch from the PyTorch index (CUDA: about 3 GB) ...
 .venv\Scripts\python -m pip install torch --index-url https://download.pytorch.org/whl/%CUDA_TAG% || (
     echo ERROR: torch for %CUDA_TAG% failed to install. Try "install.bat cu128" for older NVIDIA drivers.
     exit /b 1
 )
 
 echo [4/5] Installing sd-bridge with TensorRT, Spout, NDI and virtual camera ...
-.venv\Scripts\python -m pip install -e ".[%TRT_EXTRA%,spout,ndi,vcam]" || (
+.venv\Scripts\python -m pip install -e ".[%EXTRAS%]" || (
     echo ERROR: sd-bridge failed to install; see the pip messages above.
     exit /b 1
 )

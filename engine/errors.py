@@ -15,6 +15,7 @@ class ModelNotAvailable(EngineError):
         why = f" ({reason})" if reason else ""
         super().__init__(
             f"model {model!r} is not available{why}. Fetch it while online with "
-            f"`huggingface-cli download {model}` (or give a local folder / .safetensors file); "
-            "`--model random:sd-turbo` runs the same pipeline offline with random weights."
+            f"`sd-bridge fetch {model}` (or `sd-bridge fetch --preset NAME`; or give a local folder or "
+            ".safetensors file); `--model random:sd-turbo` runs the same pipeline offline with random "
+            "weights."
         )

@@ -84,9 +84,12 @@ def is_offline() -> bool:
         return False
 
 
+FAMILIES = {768: "sd15", 1024: "sd21", 2048: "sdxl"}
+"""Model family by the UNet's cross-attention width (the text encoder's hidden size)."""
+
+
 def family_of(unet) -> str:
-    width = getattr(unet.config, "cross_attention_dim", None)
-    return {768: "sd15", 1024: "sd21", 2048: "sdxl"}.get(width, "other")
+    return FAMILIES.get(getattr(unet.config, "cross_attention_dim", None), "other")
 
 
 def choose_lcm_lora(setting: str | None, spec: str, family: str, scheduler_class: str = "") -> str | None:
@@ -167,15 +170,55 @@ def _looks_like_path(spec: str) -> bool:
 def _fetch_components(spec: str, vae: str, dtype: torch.dtype, say: Progress) -> Path:
     """The folder of a local model, or of a hub model's snapshot holding just the parts we load:
     fp16 weight files when running in fp16 and the repo has them for every part, else the plain ones."""
-    parts = ["unet", "text_encoder"] + (["vae"] if vae == "full" else [])
-    common = ["model_index.json", "scheduler/*.json", "tokenizer/*"] + [f"{p}/config.json" for p in parts]
+    parts = model_parts(vae)
     if dtype == torch.float16 and not Path(spec).expanduser().is_dir():
-        fp16 = [f"{p}/*.fp16.safetensors{ext}" for p in parts for ext in ("", ".index.json")]
-        folder = _local_or_hub(spec, common + fp16, say)
+        folder = _local_or_hub(spec, model_files(vae, fp16=True), say)
         if all(any((folder / p).glob("*.fp16.safetensors*")) for p in parts):
             return folder
-    plain = [f"{p}/*.safetensors{ext}" for p in parts for ext in ("", ".index.json")]
-    return _local_or_hub(spec, common + plain, say, ignore=["*.fp16.*"])
+    return _local_or_hub(spec, model_files(vae, fp16=False), say, ignore=["*.fp16.*"])
+
+
+def model_parts(vae: str) -> list[str]:
+    """The subfolders of a diffusers model whose weights the engine loads."""
+    return ["unet", "text_encoder"] + (["vae"] if vae == "full" else [])
+
+
+def model_files(vae: str, fp16: bool) -> list[str]:
+    """The files of a hub model the engine loads (allow-patterns): configs, the tokenizer, and the
+    fp16 or plain safetensors weights of `model_parts` (no safety checker, no pickles, no EMA)."""
+    parts = model_parts(vae)
+    common = ["model_index.json", "scheduler/*.json", "tokenizer/*"] + [f"{p}/config.json" for p in parts]
+    kind = "*.fp16.safetensors" if fp16 else "*.safetensors"
+    return common + [f"{p}/{kind}{ext}" for p in parts for ext in ("", ".index.json")]
+
+
+TINY_VAE_FILES = ["config.json", "*.safetensors"]
+LORA_FILES = ["*.safetensors", "*.json"]
+
+
+def fetch_files(config: EngineConfig, say: Progress) -> list[Path]:
+    """Download (or find in the cache) everything `load_models(config)` will read from the hub: the
+    model's parts, TAESD, and the LCM-LoRA `lcm_lora` chooses for it; return the folders. The files
+    and the choices are the loader's own, so what `sd-bridge fetch` gets is what a run then needs."""
+    import json
+
+    spec = config.model.strip()
+    folders: list[Path] = []
+    family = "other"
+    if not spec.startswith("random:") and not spec.lower().endswith(".safetensors"):
+        dtype = resolve_dtype(config.dtype, resolve_device(config.device))
+        folder = _fetch_components(spec, config.vae, dtype, say)
+        folders.append(folder)
+        unet_config = folder / "unet" / "config.json"
+        if unet_config.is_file():
+            width = json.loads(unet_config.read_text(encoding="utf-8")).get("cross_attention_dim")
+            family = FAMILIES.get(width, "other")
+    if config.vae == "tiny" and not spec.startswith("random:"):
+        folders.append(_local_or_hub(config.tiny_vae, TINY_VAE_FILES, say))
+    lora = None if spec.startswith("random:") else choose_lcm_lora(config.lcm_lora, spec, family)
+    if lora is not None and not Path(lora).expanduser().is_file():
+        folders.append(_local_or_hub(lora, LORA_FILES, say))
+    return folders
 
 
 def _local_or_hub(
@@ -272,7 +315,7 @@ def load_tiny_vae(spec: str, dtype: torch.dtype, say: Progress):
     """TAESD (`AutoencoderTiny`) from an id or folder; it serves SD1.x and SD2.x latents alike."""
     from diffusers import AutoencoderTiny
 
-    folder = _local_or_hub(spec, ["config.json", "*.safetensors"], say)
+    folder = _local_or_hub(spec, TINY_VAE_FILES, say)
     say(f"loading tiny VAE {spec}")
     try:
         return AutoencoderTiny.from_pretrained(folder, torch_dtype=dtype, use_safetensors=True)
@@ -321,7 +364,7 @@ def fuse_lora(models: Models, lora: str, say: Progress) -> None:
     if path.is_file():
         source, weight_name = str(path.parent), path.name
     else:
-        source, weight_name = str(_local_or_hub(lora, ["*.safetensors", "*.json"], say)), None
+        source, weight_name = str(_local_or_hub(lora, LORA_FILES, say)), None
     try:
         import peft  # noqa: F401  (diffusers' LoRA loading needs it)
     except ImportError:

@@ -32,15 +32,24 @@ def _register_commands() -> None:
             register(app)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    """An eager option's callback runs while the command line is parsed, before click asks for a
+    subcommand, so `sd-bridge --version` works on its own (a flag read in the group callback would
+    come too late: "Missing command.")."""
+    if value:
         from bridge import __version__
 
         typer.echo(f"sd-bridge {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    """Real-time Stable Diffusion for live video, steered over OSC."""
 
 
 _register_commands()

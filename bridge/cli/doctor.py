@@ -58,7 +58,7 @@ def run_checks(osc_port: int = 7000, model: str = "stabilityai/sd-turbo") -> lis
         check_tensorrt,
         check_screen,
         lambda: check_spout("spout"),
-        lambda: check_module("ndi", "cyndilib", 'pip install "sd-bridge[ndi]"', "NDI source and sink"),
+        lambda: check_module("ndi", "cyndilib", f'{pip()} install "sd-bridge[ndi]"', "NDI source and sink"),
         check_mdns,
         check_opencv,
         check_vcam,
@@ -66,6 +66,7 @@ def run_checks(osc_port: int = 7000, model: str = "stabilityai/sd-turbo") -> lis
         check_file_sink,
         lambda: check_osc_port(osc_port),
         lambda: check_model_cache(model),
+        check_presets,
     ]
     results = []
     for check in checks:
@@ -84,12 +85,61 @@ def check_python() -> Check:
     )
 
 
+CUDA_MIN_DRIVER = {13: 580, 12: 525}
+"""The oldest NVIDIA driver (Linux major version) each CUDA major version runs on."""
+
+
+def pip() -> str:
+    """The pip of the Python running sd-bridge (the project's .venv, not the system's)."""
+    exe = Path(sys.executable)
+    try:
+        shown = exe.relative_to(Path.cwd())
+        return f"{shown} -m pip"
+    except ValueError:
+        return f"{exe} -m pip"
+
+
+def installer(build: str = "") -> str:
+    """The command that installs (or switches) torch builds: install.bat, or sd-bridge.sh."""
+    if sys.platform == "win32":
+        return f"install.bat {build}".strip()
+    return f"SD_BRIDGE_TORCH={build} ./sd-bridge.sh doctor" if build else "./sd-bridge.sh doctor"
+
+
+def nvidia_driver() -> tuple[str | None, str]:
+    """(driver version or None, why none): what `nvidia-smi` reports about this machine."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None, "no NVIDIA driver (nvidia-smi is not installed)"
+    try:
+        out = subprocess.run(
+            [exe, "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"nvidia-smi failed: {exc}"
+    version = out.stdout.strip().splitlines()[0].strip() if out.stdout.strip() else ""
+    if out.returncode != 0 or not version[:1].isdigit():
+        why = (out.stderr or out.stdout).strip().splitlines()
+        return None, f"nvidia-smi sees no GPU ({why[0] if why else 'no output'})"
+    return version, ""
+
+
 def check_torch() -> Check:
     try:
         import torch
     except ImportError:
-        return Check(FAIL, "torch", "not installed", "pip install torch (see the README for the CUDA build)")
-    return Check(OK, "torch", torch.__version__)
+        return Check(
+            FAIL, "torch", "not installed", f"{installer()} (it picks the torch build for this machine)"
+        )
+    cuda = torch.version.cuda
+    build = f"CUDA {cuda} build" if cuda else "CPU build"
+    return Check(OK, "torch", f"{torch.__version__} ({build})")
 
 
 def check_cuda() -> Check:
@@ -97,20 +147,66 @@ def check_cuda() -> Check:
         import torch
     except ImportError:
         return Check(FAIL, "cuda", "no torch")
-    if torch.cuda.is_available():
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # torch says why CUDA is unusable as a warning
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+    if available:
         return Check(OK, "cuda", f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})")
-    fix = "install the CUDA build of torch: pip install torch --index-url https://download.pytorch.org/whl/cu128"
     if sys.platform == "darwin":
-        fix = "macOS has no CUDA; the engine runs on the CPU or MPS (slow)"
-    return Check(WARN, "cuda", "not available: the engine runs on the CPU (slow)", fix)
+        return Check(WARN, "cuda", "macOS has no CUDA: the engine runs on the CPU or MPS (slow)")
+    driver, no_driver = nvidia_driver()
+    cuda = torch.version.cuda
+    if cuda:  # a CUDA build that cannot use CUDA: say why
+        major = int(cuda.split(".")[0])
+        need = CUDA_MIN_DRIVER.get(major)
+        if driver is None:
+            why = no_driver
+            fix = f"install the NVIDIA driver, or the CPU build: {installer('cpu')}"
+        elif need and int(driver.split(".")[0]) < need:
+            why = f"NVIDIA driver {driver} is too old for CUDA {cuda} (needs {need} or newer)"
+            fix = f"update the driver, or install the CUDA 12.8 build: {installer('cu128')}"
+            if major < 13:
+                fix = f"update the NVIDIA driver to {need} or newer"
+        else:
+            torch_says = next(
+                (str(w.message).splitlines()[0] for w in caught), "torch cannot initialise CUDA"
+            )
+            why = f"driver {driver}: {torch_says}"
+            fix = "check `nvidia-smi`; reboot after a driver update"
+        return Check(
+            FAIL,
+            "cuda",
+            f"torch is a CUDA {cuda} build but CUDA is unusable: {why}; the engine runs on the CPU",
+            fix,
+        )
+    if driver is not None:
+        build = "cu130" if int(driver.split(".")[0]) >= CUDA_MIN_DRIVER[13] else "cu128"
+        return Check(
+            WARN,
+            "cuda",
+            f"torch is the CPU build, but an NVIDIA driver ({driver}) is here: the engine runs on the CPU",
+            f"install the CUDA build: {installer(build)}",
+        )
+    return Check(WARN, "cuda", f"not available ({no_driver}): the engine runs on the CPU (slow)")
 
 
 def check_tensorrt() -> Check:
     try:
         trt = importlib.import_module("tensorrt")
     except ImportError:
+        try:
+            import torch
+
+            cuda = torch.version.cuda
+        except ImportError:
+            cuda = None
+        if not cuda:
+            return Check(WARN, "tensorrt", "not installed (PyTorch path only; TensorRT needs an NVIDIA GPU)")
+        extra = "tensorrt" if cuda.startswith("13") else "tensorrt-cu12"
         return Check(
-            WARN, "tensorrt", "not installed (PyTorch path only)", 'pip install "sd-bridge[tensorrt]"'
+            WARN, "tensorrt", "not installed (PyTorch path only)", f'{pip()} install "sd-bridge[{extra}]"'
         )
     return Check(OK, "tensorrt", getattr(trt, "__version__", "installed"))
 
@@ -136,7 +232,7 @@ def check_screen() -> Check:
     try:
         import mss
     except ImportError:
-        return Check(WARN, "screen", "mss is not installed", "pip install mss")
+        return Check(WARN, "screen", "mss is not installed", f"{pip()} install mss")
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
@@ -170,7 +266,7 @@ def check_opencv() -> Check:
     try:
         import cv2
     except ImportError:
-        return Check(FAIL, "opencv", "not installed", "pip install opencv-python")
+        return Check(FAIL, "opencv", "not installed", f"{pip()} install opencv-python")
     return Check(OK, "opencv", f"{cv2.__version__} (camera, file and image sources)")
 
 
@@ -180,7 +276,7 @@ def check_vcam() -> Check:
     try:
         import pyvirtualcam
     except ImportError:
-        return Check(WARN, "vcam", "pyvirtualcam is not installed", 'pip install "sd-bridge[vcam]"')
+        return Check(WARN, "vcam", "pyvirtualcam is not installed", f'{pip()} install "sd-bridge[vcam]"')
     if sys.platform.startswith("linux"):
         loopbacks = [
             p
@@ -219,7 +315,7 @@ def check_file_sink() -> Check:
         ok = ok and os.path.getsize(path) > 0
     if not ok:
         return Check(
-            FAIL, "file", "OpenCV cannot write mp4 here", "pip install --force-reinstall opencv-python"
+            FAIL, "file", "OpenCV cannot write mp4 here", f"{pip()} install --force-reinstall opencv-python"
         )
     return Check(OK, "file", "mp4 recording works")
 
@@ -248,22 +344,41 @@ def check_model_cache(model: str) -> Check:
     if os.path.exists(model):
         return Check(OK, "model", f"{model} (local)")
     try:
-        from huggingface_hub import try_to_load_from_cache
+        import huggingface_hub  # noqa: F401
     except ImportError:
-        return Check(FAIL, "model", "huggingface_hub is not installed", "pip install huggingface_hub")
-    cached = try_to_load_from_cache(model, "model_index.json")
-    if isinstance(cached, str):
-        return Check(OK, "model", f"{model} is cached")
+        return Check(FAIL, "model", "huggingface_hub is not installed", f"{pip()} install huggingface_hub")
+    from bridge.fetch import is_cached, needs
+    from engine import EngineConfig
+
+    wanted = needs(EngineConfig(model=model))
+    missing = [n.repo for n in wanted if not is_cached(n)]
+    if not missing:
+        return Check(
+            OK, "model", f"{model} and what it needs ({', '.join(n.repo for n in wanted)}) are cached"
+        )
     offline = os.environ.get("HF_HUB_OFFLINE") not in (None, "", "0")
-    detail = f"{model} is not cached" + (
-        " and HF_HUB_OFFLINE is set" if offline else " (downloads on first run)"
+    detail = f"not cached: {', '.join(missing)}" + (
+        " and HF_HUB_OFFLINE is set" if offline else " (downloaded on first run)"
     )
     return Check(
         FAIL if offline else WARN,
         "model",
         detail,
-        f"go online once for `sd-bridge run`, or run without it: sd-bridge run --model random:{_arch(model)}",
+        f"sd-bridge fetch {model} while online, or without it: sd-bridge run --model random:{_arch(model)}",
     )
+
+
+def check_presets() -> Check:
+    """Which shipped presets run offline: everything they need from the hub is in the cache."""
+    from bridge.fetch import presets_cached
+
+    status = presets_cached()
+    ready = [name for name, ok in status.items() if ok]
+    missing = [name for name, ok in status.items() if not ok]
+    if not missing:
+        return Check(OK, "presets", f"every preset's models are cached: {', '.join(ready)}")
+    detail = f"models cached for: {', '.join(ready) or 'none'}; not cached: {', '.join(missing)}"
+    return Check(WARN, "presets", detail, "sd-bridge fetch --preset NAME (while online)")
 
 
 def _arch(model: str) -> str:

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -85,6 +86,16 @@ def run(
         None, "--osc-allow", help="Client addresses allowed to send (repeatable)."
     ),
     osc_reply_port: int = typer.Option(None, "--osc-reply-port", help="Send status replies to this port."),
+    osc_query_port: int = typer.Option(
+        None,
+        "--osc-query-port",
+        help="TCP port of the OSCQuery server (HTTP + JSON; default: the OSC port + 1; 0 disables it).",
+    ),
+    osc_optional: bool = typer.Option(
+        False,
+        "--osc-optional",
+        help="If the OSC (or OSCQuery) port is taken, run without OSC instead of refusing to start.",
+    ),
     profile: bool = typer.Option(
         False, "--profile", help="Time the engine's encode/unet/decode in the stats."
     ),
@@ -116,29 +127,93 @@ def run(
         "osc_port": osc_port,
         "controlnets": list(controlnet) if controlnet else None,
     }
+    signals = StopSignals()
     try:
-        code = _run(
-            overrides,
-            preset,
-            fallback,
-            frames,
-            seconds,
-            quiet,
-            osc_host,
-            osc_allow,
-            osc_reply_port,
-            profile,
-            mask_source,
-            control_source,
-        )
+        with signals:
+            code = _run(
+                overrides,
+                preset,
+                fallback,
+                frames,
+                seconds,
+                quiet,
+                OscOptions(osc_host, osc_allow, osc_reply_port, osc_query_port, osc_optional),
+                profile,
+                mask_source,
+                control_source,
+                signals,
+            )
     except BridgeError as exc:
         log.error("%s", exc)
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:  # Ctrl-C while the model loads
-        log.info("interrupted")
-        raise typer.Exit(130) from None
+    except (StopRequested, KeyboardInterrupt):  # a signal before anything was running (model load)
+        name = signals.received_name or "SIGINT"
+        log.info("stopped by %s before the daemon was running (nothing to close)", name)
+        _fast_exit(signals.exit_code())
+        raise typer.Exit(signals.exit_code()) from None
+    code = code or signals.exit_code()
     _fast_exit(code)
     raise typer.Exit(code)
+
+
+class StopRequested(BaseException):
+    """SIGINT or SIGTERM arrived while starting up (loading the model): stop there. A BaseException,
+    like KeyboardInterrupt, so the `except Exception` around a model load lets it through."""
+
+
+class StopSignals:
+    """SIGINT/SIGTERM handling for the whole life of `run`, installed before anything slow.
+
+    While starting up (`starting` is True) a signal raises StopRequested in the main thread, which
+    interrupts a model load; once running it only sets `stop` (the runtime's stop event), so the main
+    loop closes the sinks and leaves without waiting for an engine call in flight. SIGINT exits 130
+    (the shell's convention for Ctrl-C), SIGTERM exits 0 (a requested, clean stop)."""
+
+    def __init__(self) -> None:
+        self.starting = True
+        self.stop: threading.Event | None = None
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.received = signum
+        if self.stop is not None:
+            self.stop.set()
+        if self.starting:
+            raise StopRequested(signal.Signals(signum).name)
+
+    @property
+    def received_name(self) -> str | None:
+        return None if self.received is None else signal.Signals(self.received).name
+
+    def exit_code(self) -> int:
+        return 130 if self.received == signal.SIGINT else 0
+
+
+@dataclass(frozen=True)
+class OscOptions:
+    host: str = "127.0.0.1"
+    allow: list[str] | None = None
+    reply_port: int | None = None
+    query_port: int | None = None
+    """None: the OSC port + 1; 0: no OSCQuery."""
+    optional: bool = False
+    """Run without OSC when a port is taken, instead of refusing to start."""
+
+    def query_port_for(self, osc_port: int) -> int | None:
+        if not osc_port or self.query_port == 0:
+            return None
+        return osc_port + 1 if self.query_port is None else self.query_port
 
 
 def _fast_exit(code: int) -> None:
@@ -168,12 +243,11 @@ def _run(
     frames: int | None,
     seconds: float | None,
     quiet: bool,
-    osc_host: str,
-    osc_allow: list[str] | None,
-    osc_reply_port: int | None,
+    osc_options: OscOptions,
     profile: bool = False,
     mask_source: str | None = None,
     control_source: str | None = None,
+    signals: StopSignals | None = None,
 ) -> int:
     from bridge.control.controlnet_params import CONTROL_SOURCE, controlnet_store_values
     from bridge.control.store import ParamStore
@@ -184,8 +258,12 @@ def _run(
     from bridge.sinks import make_sink, resolve_auto
     from bridge.sources import open_source
 
+    signals = signals or StopSignals()
     settings = resolve_settings(preset_arg, overrides)
     config = settings.config
+    osc_port = settings.osc_port
+    if osc_port and not osc_options.optional:  # before the model loads: a taken port fails in a second
+        check_ports_free(osc_options.host, osc_port, osc_options.query_port_for(osc_port))
     src = open_source(settings.source, fps=settings.fps)
     mask_src = open_source(mask_source, fps=settings.fps, keep_alpha=True) if mask_source else None
     control_src = open_source(control_source, fps=settings.fps) if control_source else None
@@ -254,17 +332,21 @@ def _run(
         store.update(settings.preset.run["regions"], origin="preset")
     if config.controlnets:  # ControlNet: the store (and OSC /sd/get) start from the nets' values
         store.update(controlnet_store_values(config.controlnets), origin="preset")
-    osc = start_osc(
-        store, runtime.stats, osc_host, settings.osc_port, osc_allow, osc_reply_port, runtime.stop_event.set
-    )
+    osc = start_osc(store, runtime.stats, osc_port, osc_options, runtime.stop_event.set)
     outs = ", ".join(resolve_auto(s) for s in settings.sinks)
     what = f"{kind} {config.model}" if kind == "stream" else kind
+    signals.stop = runtime.stop_event
+    signals.starting = False
+    if signals.received is not None:  # a signal just as start-up ended
+        runtime.stop_event.set()
     log.info("running: %s -> %s -> %s (Ctrl-C stops)", src.name, what, outs)
     runtime.start()
     try:
         _main_loop(runtime, seconds, quiet)
     finally:
-        runtime.stop(timeout=1.0)
+        # Sinks are closed by the output thread; an engine call in flight (a second or more on a CPU)
+        # holds nothing to close, so it is not waited for.
+        runtime.stop(timeout=1.0, engine_timeout=0.05)
         runtime.close_windows()
         if osc is not None:
             osc.stop()
@@ -285,69 +367,92 @@ def _run(
 def start_osc(
     store: Any,
     stats: Callable[[], dict],
-    host: str,
     port: int,
-    allow: list[str] | None,
-    reply_port: int | None,
+    options: OscOptions,
     on_quit: Callable[[], None] | None = None,
 ) -> Any:
-    """Start the OSC server; None when OSC is off (port 0) or the port cannot be had.
+    """Start the OSC server (and OSCQuery beside it); None when OSC is off (port 0). A port that
+    cannot be had refuses the start (BridgeError), or with `options.optional` runs without OSC.
     `on_quit` is what `/sd/quit` calls: the daemon's clean stop."""
+    from bridge.errors import BridgeError
     from bridge.runtime.log import log
 
     if not port:
         return None
     from bridge.control.osc import OscServer
 
+    server = OscServer(
+        store,
+        host=options.host,
+        port=port,
+        stats=stats,
+        reply_port=options.reply_port,
+        allow=options.allow or None,
+        query_port=options.query_port_for(port),
+        on_quit=on_quit,
+    )
     try:
-        server = OscServer(
-            store,
-            host=host,
-            port=port,
-            stats=stats,
-            reply_port=reply_port,
-            allow=allow or None,
-            on_quit=on_quit,
-        )
         server.start()
     except OSError as exc:
-        log.warning("OSC: cannot listen on %s:%d (%s); running without OSC", host, port, exc)
+        if not options.optional:
+            raise BridgeError(f"{exc}: {PORT_FIX}") from None
+        log.warning("OSC: %s; running without OSC (--osc-optional)", exc)
         return None
-    log.info("OSC listening on %s:%d", host, port)
     return server
+
+
+PORT_FIX = (
+    "close the program that holds it, or pick free ports with --osc-port N (OSCQuery takes N+1, "
+    "or --osc-query-port M), or add --osc-optional to run without OSC"
+)
+
+
+def check_ports_free(host: str, osc_port: int, query_port: int | None) -> None:
+    """Raise BridgeError naming the port and the fix if the OSC (UDP) or OSCQuery (TCP) port is taken.
+    (Port 7000 is a common default of other OSC software.)"""
+    import socket
+
+    from bridge.errors import BridgeError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    wanted = [(socket.SOCK_DGRAM, osc_port, "OSC", "UDP")]
+    if query_port:
+        wanted.append((socket.SOCK_STREAM, query_port, "OSCQuery", "TCP"))
+    for kind, port, what, proto in wanted:
+        with socket.socket(family, kind) as sock:
+            if kind == socket.SOCK_STREAM:  # as http.server binds: a port in TIME_WAIT is free
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                raise BridgeError(
+                    f"{what} port {port} ({proto} on {host}) is taken ({exc.strerror or exc}): {PORT_FIX}"
+                ) from None
 
 
 def _main_loop(runtime: Any, seconds: float | None, quiet: bool) -> None:
     """Wait in the main thread (signals arrive here), drawing the status line."""
     stop = runtime.stop_event
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
     tty = sys.stderr.isatty()
     start = time.monotonic()
     last_print = start
     tick = 1 / 60 if runtime.needs_pump else (0.25 if tty else 0.5)
     last_status = start
-    try:
-        while not stop.wait(tick):
-            runtime.pump()
-            now = time.monotonic()
-            if seconds is not None and now - start >= seconds:
-                stop.set()
-                break
-            if quiet:
-                continue
-            if tty and now - last_status >= 0.25:
-                last_status = now
-                sys.stderr.write("\r\x1b[K" + runtime.status_line())
-                sys.stderr.flush()
-            elif not tty and now - last_print >= 10.0:
-                sys.stderr.write("sd-bridge: " + runtime.status_line() + "\n")
-                last_print = now
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    while not stop.wait(tick):
+        runtime.pump()
+        now = time.monotonic()
+        if seconds is not None and now - start >= seconds:
+            stop.set()
+            break
+        if quiet:
+            continue
+        if tty and now - last_status >= 0.25:
+            last_status = now
+            sys.stderr.write("\r\x1b[K" + runtime.status_line())
+            sys.stderr.flush()
+        elif not tty and now - last_print >= 10.0:
+            sys.stderr.write("sd-bridge: " + runtime.status_line() + "\n")
+            last_print = now
 
 
 def _clear_line(quiet: bool) -> None:

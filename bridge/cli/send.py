@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -62,6 +63,18 @@ def _bool(text: str, address: str) -> int:
     raise SendError(f"{address} expects 0 or 1 (or on/off), got {text!r}")
 
 
+WORD_TYPES: dict[Kind, Callable[[str, str], Any]] = {
+    Kind.FLOAT: lambda t, a: _number(t, False, a),
+    Kind.FLOAT_LIST: lambda t, a: _number(t, False, a),
+    Kind.INT: lambda t, a: _number(t, True, a),
+    Kind.INT_LIST: lambda t, a: _number(t, True, a),
+    Kind.INT_PAIR: lambda t, a: _number(t, True, a),
+    Kind.BOOL: _bool,
+}
+"""How one command-line word becomes one OSC argument, for the kinds whose arguments are all alike
+(STR and the weighted lists are shaped above)."""
+
+
 def typed_args(address: str, texts: list[str]) -> list[Any]:
     """Turn command-line words into the OSC arguments `address` takes; raise SendError if it can't."""
     if address in COMMANDS:
@@ -84,12 +97,6 @@ def typed_args(address: str, texts: list[str]) -> list[Any]:
     kind = route.param.kind
     if route.norm:
         values: list[Any] = [_number(t, False, address) for t in texts]
-    elif kind in (Kind.FLOAT, Kind.FLOAT_LIST):  # FLOAT_LIST: a region's rect, x y w h
-        values = [_number(t, False, address) for t in texts]
-    elif kind in (Kind.INT, Kind.INT_LIST, Kind.INT_PAIR):
-        values = [_number(t, True, address) for t in texts]
-    elif kind is Kind.BOOL:
-        values = [_bool(t, address) for t in texts]
     elif kind is Kind.STR:
         values = [" ".join(texts)]  # `send /sd/prompt neon city` without quotes is one prompt
     elif kind in (Kind.WEIGHTED_STR, Kind.WEIGHTED_INT):
@@ -97,8 +104,11 @@ def typed_args(address: str, texts: list[str]) -> list[Any]:
             raise SendError(f"{address} expects {route.expects()}, got {len(texts)} words")
         key = (lambda t: t) if kind is Kind.WEIGHTED_STR else (lambda t: _number(t, True, address))
         values = [key(t) if i % 2 == 0 else _number(t, False, address) for i, t in enumerate(texts)]
-    else:  # pragma: no cover - every Kind is handled above
-        raise SendError(f"{address}: unsupported parameter kind {kind}")
+    else:
+        word = WORD_TYPES.get(kind)
+        if word is None:  # a Kind added to the table without a word here: tests/bridge/test_send_cli.py
+            raise SendError(f"{address}: unsupported parameter kind {kind}")
+        values = [word(t, address) for t in texts]
     try:  # the daemon's own check, so the error reads the same here and there
         from bridge.control.osc_map import decode
 
@@ -135,13 +145,26 @@ def send(
     port: int = 7000,
     wait: float = 0.0,
     expect: str | None = None,
+    reply_port: int | None = None,
 ) -> list[tuple[str, list[Any]]]:
     """Send messages from one socket; with `wait` > 0, collect replies until one on `expect`
-    (any reply if None) or an `/sd/error` arrives, or the timeout passes."""
+    (any reply if None) or an `/sd/error` arrives, or the timeout passes.
+
+    `reply_port`: send from (and listen on) this local port, for a daemon started with
+    `--osc-reply-port` that port: it answers there, not to the port a message came from."""
     from pythonosc.osc_packet import OscPacket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        if reply_port:
+            try:
+                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", reply_port))
+            except OSError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"cannot listen for replies on UDP port {reply_port} ({exc.strerror}); "
+                    "another program (your controller?) holds it",
+                ) from None
         for address, args in messages:
             sock.sendto(encode(address, args), (host, port))
         replies: list[tuple[str, list[Any]]] = []
@@ -197,6 +220,11 @@ def register(app: typer.Typer) -> None:
             help="Wait for the reply (or an /sd/error) and print it; /sd/status and /sd/get always wait.",
         ),
         timeout: float = typer.Option(2.0, "--timeout", help="Seconds --wait waits.", min=0.05),
+        reply_port: int = typer.Option(
+            None,
+            "--reply-port",
+            help="Listen for replies on this port (the daemon's --osc-reply-port, if it has one).",
+        ),
     ) -> None:
         """Send one OSC message to a running sd-bridge (for scripts and for testing a setup)."""
         try:
@@ -207,7 +235,7 @@ def register(app: typer.Typer) -> None:
         wait = wait or address in QUESTIONS
         messages, expect = plan(address, values, wait)
         try:
-            replies = send(messages, host, port, timeout if wait else 0.0, expect)
+            replies = send(messages, host, port, timeout if wait else 0.0, expect, reply_port)
         except OSError as exc:
             typer.echo(f"error: cannot send to {host}:{port}: {exc.strerror or exc}", err=True)
             raise typer.Exit(1) from None
@@ -215,7 +243,9 @@ def register(app: typer.Typer) -> None:
             return
         if not replies:
             typer.echo(
-                f"error: no reply from {host}:{port} within {timeout:g} s (is sd-bridge running?)", err=True
+                f"error: no reply from {host}:{port} within {timeout:g} s (is sd-bridge running? "
+                "if it was started with --osc-reply-port N, add --reply-port N)",
+                err=True,
             )
             raise typer.Exit(1)
         failed = False

@@ -92,7 +92,9 @@ SECURITY = f"""\
 OSCQUERY = """\
 ## Discovery (OSCQuery)
 
-When enabled (`--osc-query-port`), an HTTP server answers the
+`sd-bridge run` serves, next to OSC, an HTTP server on the OSC port + 1 (TCP `7001` by default,
+bound to the same address as OSC: loopback unless `--osc-host` says otherwise; `--osc-query-port N`
+moves it, `0` turns it off) that answers the
 [OSCQuery](https://github.com/Vidvox/OSCQueryProposal) JSON tree of all the addresses above, with
 their types, ranges, current values, access and descriptions:
 
@@ -108,6 +110,11 @@ their types, ranges, current values, access and descriptions:
   length (`[ii]`), its VALUE and RANGE nested in one list, as in the proposal's array examples.
 - A client has {timeout:g} s to send its request, at most {cap} connections are open at once (a new
   one closes the oldest), and a client that goes away mid-reply is one log line.
+
+```bash
+curl -s "http://127.0.0.1:7001/?HOST_INFO"
+curl -s "http://127.0.0.1:7001/sd/prompt?VALUE"
+```
 """
 
 EXAMPLES = """\

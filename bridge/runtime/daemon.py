@@ -155,6 +155,7 @@ class Runtime:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self._t_start = time.perf_counter()
+        self._stats.mark_start(self._t_start)
         self.capture.start()
         for room in self.aux_capture.values():
             room.start()
@@ -167,12 +168,16 @@ class Runtime:
             *self.output.start(),
         ]
 
-    def stop(self, timeout: float = 1.0) -> None:
-        """Stop all threads; sinks and the source are closed by their threads. Returns within ~timeout."""
+    def stop(self, timeout: float = 1.0, engine_timeout: float | None = None) -> None:
+        """Stop all threads; sinks and the source are closed by their threads. Returns within ~timeout.
+        `engine_timeout`: wait at most this long for an engine call in flight (joined last)."""
         self.stop_event.set()
         deadline = time.monotonic() + timeout
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+        for t in sorted(self._threads, key=lambda t: t.name.endswith("-engine")):
+            left = max(0.0, deadline - time.monotonic())
+            if engine_timeout is not None and t.name.endswith("-engine"):
+                left = min(left, engine_timeout)
+            t.join(left)
 
     @property
     def needs_pump(self) -> bool:
@@ -273,6 +278,11 @@ class Runtime:
         flags = "".join(f" [{f}]" for f in ("bypass", "pause", "rebuilding") if s[f])
         if s["source_down"]:
             flags += f" [source down {s['source']['down_s']:.0f} s]"
+        if not s["frames_out"]:  # a slow engine on a CPU takes seconds: say so rather than look dead
+            return (
+                f"computing the first frame... ({s['uptime_s']:.0f} s) | {s['engine']} "
+                f"{s['width']}x{s['height']}{flags}"
+            )
         return (
             f"{s['fps']:5.1f} fps | e2e p50 {s['latency_p50_ms']:.0f} ms p95 {s['latency_p95_ms']:.0f} ms"
             f" | skip {s['skip_rate'] * 100:.0f}% | dropped {s['dropped']} | out {s['frames_out']}"

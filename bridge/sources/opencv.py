@@ -69,9 +69,15 @@ class FileSource:
         self.fps: float | None = 30.0
         self._cap: cv2.VideoCapture | None = None
 
+    def preflight(self) -> None:
+        """At start, before the model loads: a file that is not there (or not video) is a one-line
+        error, not a source retried for ever. Once running, a file that goes away is retried."""
+        self.open(0, 0)
+        self.close()
+
     def open(self, width: int, height: int) -> None:
         if not os.path.isfile(self.path):
-            raise BridgeError(f"{self.name}: no such file")
+            raise BridgeError(f"{self.name}: no such file ({os.path.abspath(self.path)})")
         cap = open_capture(self.path)
         if not cap.isOpened():
             cap.release()
@@ -109,6 +115,11 @@ class ImageSource:
         self.name = f"image:{path}"
         self.fps = fps
         self._img: np.ndarray | None = None
+
+    def preflight(self) -> None:
+        """At start: a missing or unreadable image is a one-line error (see FileSource.preflight)."""
+        self.open(0, 0)
+        self.close()
 
     def open(self, width: int, height: int) -> None:
         img = cv2.imread(self.path, cv2.IMREAD_UNCHANGED if self.keep_alpha else cv2.IMREAD_COLOR)

@@ -48,15 +48,26 @@ class PatternSource:
         r = min(w, h) / 3
         cx, cy = int(w / 2 + r * np.cos(t)), int(h / 2 + r * np.sin(t))
         cv2.circle(img, (cx, cy), max(2, min(w, h) // 10), (255, 255, 255), -1)
-        cv2.putText(
-            img, str(self._count), (4, h - 6), cv2.FONT_HERSHEY_SIMPLEX, max(0.3, h / 400), (0, 0, 0), 1
-        )
+        draw_label(img, str(self._count))
         encode_counter(img, self._count)
         self._count += 1
         return img
 
     def close(self) -> None:
         self._base = None
+
+
+def draw_label(img: np.ndarray, text: str) -> None:
+    """White text on a black box in the bottom-left corner: readable on the bars and the ramp alike."""
+    h = img.shape[0]
+    scale = max(0.35, h / 360)
+    thickness = 1 if h < 400 else 2
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = max(2, th // 4)
+    x0, y1 = 2, h - 2
+    cv2.rectangle(img, (x0, y1 - th - base - 2 * pad), (x0 + tw + 2 * pad, y1), (0, 0, 0), -1)
+    org = (x0 + pad, y1 - base - pad)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
 
 def _card(width: int, height: int) -> np.ndarray:

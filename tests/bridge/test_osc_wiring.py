@@ -6,7 +6,7 @@ import socket
 
 from daemon_helpers import InvertEngine, ListSink, wait_for
 
-from bridge.cli.run import start_osc
+from bridge.cli.run import OscOptions, start_osc
 from bridge.control.store import ParamStore
 from bridge.runtime import Runtime, RuntimeOptions
 from bridge.sources import open_source
@@ -35,7 +35,7 @@ def test_osc_messages_reach_the_engine_and_status_reads_the_runtime() -> None:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    server = start_osc(store, rt.stats, "127.0.0.1", port, None, None)
+    server = start_osc(store, rt.stats, port, OscOptions(query_port=0))
     assert server is not None
     rt.start()
     try:
@@ -68,4 +68,4 @@ def test_osc_messages_reach_the_engine_and_status_reads_the_runtime() -> None:
 
 
 def test_osc_port_zero_disables() -> None:
-    assert start_osc(ParamStore(), dict, "127.0.0.1", 0, None, None) is None
+    assert start_osc(ParamStore(), dict, 0, OscOptions()) is None

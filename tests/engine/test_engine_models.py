@@ -37,7 +37,7 @@ def test_offline_missing_model_is_one_clear_error(offline, dtype):
         load_engine(EngineConfig(model="sd-bridge-tests/no-such-model", dtype=dtype))
     msg = str(info.value)
     assert "sd-bridge-tests/no-such-model" in msg and "offline" in msg
-    assert "huggingface-cli download" in msg and "random:sd-turbo" in msg
+    assert "sd-bridge fetch" in msg and "random:sd-turbo" in msg
     assert "\n" not in msg
 
 
