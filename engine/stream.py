@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from typing import Any
 
 import torch
@@ -25,6 +24,7 @@ from .protocol import LIVE_KEYS
 from .regions.conditioning import build_conditioning
 from .schedule import StageCoefficients, stage_coefficients, t_index_from_strength, validate_t_index_list
 from .similarity import SimilarityFilter
+from .timing import StageClock
 
 CFG_TYPES = ("none", "full", "self", "initialize")
 MAX_TRANSITION = 100_000
@@ -139,6 +139,7 @@ class StreamEngine:
         self.vae_decode_fn = self._torch_vae_decode
         self.profile = False
         self.last_timings: dict[str, float] = {}
+        self._stage_clock = StageClock(self.device)
 
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
@@ -170,6 +171,12 @@ class StreamEngine:
         self._filter = SimilarityFilter(
             live["similarity_threshold"], live["max_skip_frame"], seed=config.seed
         )
+        # Live scalars of the step held on the device (updated in place): the step never reads a
+        # Python float that changes, so a captured graph or a compiled step stays valid.
+        self._g = torch.zeros((), device=self.device, dtype=self.dtype)
+        self._one_minus_g = torch.zeros_like(self._g)
+        self._residual_scale = torch.zeros_like(self._g)
+        self._set_guidance()
         self._transition = Transition(self._encoder.blend(self.prompt))
         self._negative_embeds = self._encoder.encode(self.negative_prompt)
         self._noise_gen = torch.Generator(device=self.device)
@@ -213,7 +220,7 @@ class StreamEngine:
         self.t_index_list = list(t_index_list)
         self._n = n = len(t_index_list)
         self._stage = stage_coefficients(self.scheduler, t_index_list, self.num_inference_steps)
-        self._stage_noise = seeded_noise(self.seed, (n * f, *self.latent_shape))[::f]
+        self._stage_noise = seeded_noise(self.seed, (n, *self.latent_shape))
         self._rows = self._make_rows()
         self._stage_rows = [self._rows.slice(i * f, (i + 1) * f) for i in range(n)]
         self._batch = None
@@ -286,58 +293,74 @@ class StreamEngine:
             b.set_uncond(self._negative_embeds)
 
     # -- the hot path --------------------------------------------------------------------------
-    @property
-    def _guided(self) -> bool:
-        return self.cfg_type != "none" and self.guidance_scale > 1.0
+    def _set_guidance(self) -> None:
+        """Refresh the guidance scalars on the device and the host flag that picks the batch shape."""
+        g = self.guidance_scale
+        self._guided = self.cfg_type != "none" and g > 1.0
+        self._g.fill_(g)
+        self._one_minus_g.fill_(1.0 - g)
+        self._residual_scale.fill_((1.0 - g) * self.delta)
 
-    def _clock(self) -> float:
-        if self._cuda:
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
-
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, frames: torch.Tensor | None = None) -> torch.Tensor:
         with self._lock:
             return self._frame(frames)
 
     def _frame(self, frames: torch.Tensor | None) -> torch.Tensor:
-        prof = self.profile
-        t0 = self._clock() if prof else 0.0
+        """One call: validation, the similarity filter and a transition's text rows around `_step`.
+
+        Nothing here reads a device value: the filter decides from a similarity read one frame late
+        (see `SimilarityFilter`), `_last`/`_force` are host state. Only `_step` touches the device.
+        """
         f = self.frame_buffer_size
-        entry = self._batch.x[:f] if self.use_denoising_batch else self._stages[0].x
-        if self.mode == "txt2img":
-            entry.normal_(generator=self._noise_gen)
-        else:
+        images = None
+        if self.mode != "txt2img":
             images = self._images(frames)
             skip_ok = self._last is not None and self._force == 0
             if self.similarity_filter and self._filter.should_skip(images, allow=skip_ok):
                 self._counters["frames"] += f
                 self._counters["skipped"] += f
-                if prof:
+                if self.profile:
                     self.last_timings = {"encode": 0.0, "unet": 0.0, "decode": 0.0, "total": 0.0}
                 return self._last
-            latents = self.vae_encode_fn(images)
-            torch.addcmul(self._rows.beta_noise[:f], self._rows.alpha_in[:f], latents, out=entry)
-        t1 = self._clock() if prof else 0.0
-        if self._transition.active:
+        if self._transition.active:  # in place: the text rows keep their addresses
             self._write_text(self._transition.advance())
-        x0 = self._denoise_batch() if self.use_denoising_batch else self._denoise_sequential()
-        t2 = self._clock() if prof else 0.0
-        decoded = self.vae_decode_fn(x0 if self._inv_scaling == 1.0 else x0 * self._inv_scaling)
-        out = decoded.mul(0.5).add_(0.5).clamp_(0.0, 1.0)
+        clock = self._stage_clock if self.profile else None
+        if clock is not None:
+            clock.start()
+        out = self._step(images, clock)
+        if clock is not None:
+            self.last_timings = clock.finish() or self.last_timings
         self._last = out
         self._counters["frames"] += f
         self._counters["calls"] += 1
         if self._force:
             self._force -= 1
-        if prof:
-            t3 = self._clock()
-            self.last_timings = {
-                "encode": (t1 - t0) * 1e3,
-                "unet": (t2 - t1) * 1e3,
-                "decode": (t3 - t2) * 1e3,
-                "total": (t3 - t0) * 1e3,
-            }
+        return out
+
+    def _step(self, images: torch.Tensor | None, clock: StageClock | None = None) -> torch.Tensor:
+        """The per-frame device work: encode and noise the new frames, one denoising step, decode.
+
+        It reads and writes only buffers allocated by `_build` (addresses stable across frames) and
+        live values held in device tensors, never a host value that changes between frames, so it
+        can be compiled or captured whole (tests: dynamo sees no graph break, no recompile).
+        """
+        f = self.frame_buffer_size
+        entry = self._batch.x[:f] if self.use_denoising_batch else self._stages[0].x
+        if images is None:
+            entry.normal_(generator=self._noise_gen)
+        else:
+            latents = self.vae_encode_fn(images)
+            torch.addcmul(self._rows.beta_noise[:f], self._rows.alpha_in[:f], latents, out=entry)
+        if clock is not None:
+            clock.mark("encode")
+        x0 = self._denoise_batch() if self.use_denoising_batch else self._denoise_sequential()
+        if clock is not None:
+            clock.mark("unet")
+        decoded = self.vae_decode_fn(x0 if self._inv_scaling == 1.0 else x0 * self._inv_scaling)
+        out = decoded.mul(0.5).add_(0.5).clamp_(0.0, 1.0)
+        if clock is not None:
+            clock.mark("decode")
         return out
 
     def _images(self, frames: torch.Tensor | None) -> torch.Tensor:
@@ -360,14 +383,17 @@ class StreamEngine:
         x = b.x
         x0 = torch.mul(x, r.a, out=self._x0).addcmul_(r.neg_bc, eps)
         if self.cfg_type in ("self", "initialize"):
-            nxt = self._stock_next
+            # The new residuals go through a scratch buffer and back into `_stock`, so both keep
+            # their addresses (a captured step replays into the same pair every frame).
+            stock, nxt = self._stock, self._stock_next
             if n > 1:  # row i's residual noise follows its latent into row i + f
-                torch.addcmul(r.noise_next[:-f], r.k1[:-f], self._stock[:-f], out=nxt[f:])
+                torch.addcmul(r.noise_next[:-f], r.k1[:-f], stock[:-f], out=nxt[f:])
                 nxt[f:].addcmul_(r.neg_k2[:-f], eps[:-f])
-                nxt[:f].copy_(r.noise[:f])
+                stock[f:].copy_(nxt[f:])
+                stock[:f].copy_(r.noise[:f])
             else:  # one stage: the residual carries over to the next frame, as in the reference
-                torch.addcmul(r.noise_next, r.k1, self._stock, out=nxt).addcmul_(r.neg_k2, eps)
-            self._stock, self._stock_next = nxt, self._stock
+                torch.addcmul(r.noise_next, r.k1, stock, out=nxt).addcmul_(r.neg_k2, eps)
+                stock.copy_(nxt)
         if n > 1:
             torch.addcmul(r.beta_noise[f:], r.alpha[f:], x0[:-f], out=x[f:])
         return x0[-f:]
@@ -401,12 +427,12 @@ class StreamEngine:
             text = self._conditioning.fuse(text.view(b.groups, b.rows, *text.shape[1:]))
         if not guided:
             return text
-        g = self.guidance_scale
+        g = self._g
         if self.cfg_type == "full":
-            return torch.mul(text, g, out=out).add_(pred[:ru], alpha=1.0 - g)
+            return torch.mul(text, g, out=out).addcmul_(pred[:ru], self._one_minus_g)
         if ru:  # initialize: the stage-0 rows' residual is their real unconditional prediction
             stock[:ru].copy_(pred[:ru])
-        return torch.mul(text, g, out=out).add_(stock, alpha=(1.0 - g) * self.delta)
+        return torch.mul(text, g, out=out).addcmul_(stock, self._residual_scale)
 
     # -- live parameters -----------------------------------------------------------------------
     def update(self, **params: Any) -> None:
@@ -491,6 +517,8 @@ class StreamEngine:
         if "delta" in live:
             self.delta = live["delta"]
             changes_output = True
+        if "guidance_scale" in live or "delta" in live:
+            self._set_guidance()
         if "t_index_list" in live and live["t_index_list"] != self.t_index_list:
             changes_output = True
             if len(live["t_index_list"]) != self._n:
@@ -504,8 +532,7 @@ class StreamEngine:
                 self._write_timesteps()
         if "seed" in live:
             self.seed = live["seed"]
-            f = self.frame_buffer_size
-            self._stage_noise = seeded_noise(self.seed, (self._n * f, *self.latent_shape))[::f]
+            self._stage_noise = seeded_noise(self.seed, (self._n, *self.latent_shape))
             self._noise_gen.manual_seed(normalize_seed(self.seed)[0][0])
             self._refresh_rows()
             changes_output = True
