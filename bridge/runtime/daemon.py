@@ -368,7 +368,8 @@ class Runtime:
         images = [b.image if b.image.shape[:2] == (h, w) else fit(b.image, w, h, self._fit) for b in batch]
         try:
             result = self.engine(self._bridge.to_tensor(images))
-            out_images = self._bridge.to_uint8(result)
+            # The pixels arrive in the output thread (its first `frame.image` waits for them).
+            out_images = self._bridge.download(result).lazy(images, self._engine_output_fault)
             if len(out_images) != len(batch) or out_images[0].ndim != 3 or out_images[0].shape[2] != 3:
                 raise BridgeError(
                     f"the engine returned shape {tuple(result.shape)}, expected {len(batch)}x3x{h}x{w}"
@@ -384,6 +385,14 @@ class Runtime:
         metas = self._lagged(batch)
         pairs = zip(out_images, metas, strict=True)
         return [Frame(img, m.index, m.t_capture, dict(m.times)) for img, m in pairs]
+
+    def _engine_output_fault(self, exc: BaseException) -> None:
+        """Non-finite engine output, found by the output thread: it sends the inputs instead."""
+        self.faults["engine"] += 1
+        self.once.warn(
+            f"engine:{type(exc).__name__}:{one_line(exc)}",
+            f"engine error ({type(exc).__name__}: {one_line(exc)}); sending the input through meanwhile",
+        )
 
     def _lagged(self, batch: list[Frame]) -> list[Frame]:
         lag = getattr(self.engine, "lag", None)
