@@ -334,6 +334,8 @@ class StreamEngine:
         self._last = out
         self._counters["frames"] += f
         self._counters["calls"] += 1
+        # Counted here, not in `_step`: a host counter there is a dynamo guard that changes every frame.
+        self._counters["unet_calls"] += 1 if self.use_denoising_batch else self._n
         if self._force:
             self._force -= 1
         return out
@@ -378,7 +380,6 @@ class StreamEngine:
         b, r, f, n = self._batch, self._rows, self.frame_buffer_size, self._n
         guided = self._guided
         pred = self.unet_fn(*b.inputs(guided))
-        self._counters["unet_calls"] += 1
         eps = self._guide(pred, b, self._stock, guided, self._eps)
         x = b.x
         x0 = torch.mul(x, r.a, out=self._x0).addcmul_(r.neg_bc, eps)
@@ -407,7 +408,6 @@ class StreamEngine:
         for i, b in enumerate(self._stages):
             r = self._stage_rows[i]
             pred = self.unet_fn(*b.inputs(guided))
-            self._counters["unet_calls"] += 1
             eps = self._guide(pred, b, stock, guided, None)
             x0 = torch.addcmul(b.x * r.a, r.neg_bc, eps)
             if uses_stock:
