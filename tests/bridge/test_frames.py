@@ -97,3 +97,78 @@ def test_frame_image_resolves_its_pending_pixels_on_first_read() -> None:
     assert np.array_equal(frame.image, bridge.to_uint8(t)[0]) and not frame.pending
     frame.image = np.ones((2, 2, 3), np.uint8)
     assert frame.image.shape == (2, 2, 3) and Frame(frame.image, 0, 0.0).times == {}
+
+
+class _CountingEngine:
+    """The real engine, plus a host-read counter pushed on the engine thread from its third call
+    on (it then stays pushed, so it sees the whole loop: conversions, hand-off, control, capture)."""
+
+    def __init__(self, engine, reads) -> None:
+        self._engine, self._reads, self._calls = engine, reads, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+    def __call__(self, frames):
+        self._calls += 1
+        if self._calls == 3:
+            self._reads.thread = threading.get_ident()
+            self._reads.__enter__()
+        return self._engine(frames)
+
+
+class _StillSource(PatternSource):
+    """The pattern's first frame, over and over (so the similarity filter skips)."""
+
+    def read(self) -> np.ndarray:
+        if not hasattr(self, "_still"):
+            self._still = super().read()
+        return self._still.copy()
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    from engine import EngineConfig
+    from engine.models import load_models
+
+    return load_models(EngineConfig(model="random:tiny", width=64, height=64))
+
+
+@pytest.mark.parametrize("similarity_filter", [False, True], ids=["filter-off", "filter-on"])
+@pytest.mark.parametrize("cfg_type", ["none", "full", "self", "initialize"])
+def test_the_runtimes_engine_thread_never_reads_the_device(tiny_models, cfg_type, similarity_filter):
+    """Issue 16: N frames through the real runtime (source, StreamEngine, TensorBridge, sinks):
+    the engine thread makes no scalar read, no download, no `.numpy()`; the output thread takes
+    the pixels, and they reach the sink."""
+    from daemon_helpers import ListSink, wait_for
+
+    from bridge.runtime import Runtime, RuntimeOptions
+    from engine import EngineConfig
+    from engine.stream import StreamEngine
+    from tests.engine.host_reads import HostReads
+
+    config = EngineConfig(
+        model="random:tiny",
+        width=64,
+        height=64,
+        t_index_list=[20, 35],
+        cfg_type=cfg_type,
+        guidance_scale=1.5,
+        similarity_filter=similarity_filter,
+        similarity_threshold=0.5,
+        max_skip_frame=4,
+    )
+    engine = StreamEngine(tiny_models, config)
+    reads = HostReads()
+    sink = ListSink()
+    source = _StillSource(fps=120.0) if similarity_filter else PatternSource(fps=120.0)
+    rt = Runtime(source, [sink], _CountingEngine(engine, reads), config, options=RuntimeOptions(fps=120.0))
+    with reads.python_escapes():
+        rt.start()
+        try:
+            assert wait_for(lambda: engine.stats()["frames"] >= 14 and len(sink.frames) >= 10, 60)
+        finally:
+            rt.stop()
+    assert reads.reads() == {"scalar_reads": 0, "to_host": 0, "host_calls": 0}
+    assert rt.faults["engine"] == 0 and sink.frames[-1].shape == (64, 64, 3)
+    assert (engine.stats()["skipped"] > 0) == similarity_filter
