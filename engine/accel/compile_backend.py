@@ -82,6 +82,9 @@ def apply_compile(
     if cuda_graphs is None:
         cuda_graphs = device.type == "cuda"
     if cuda_graphs:
-        seams = tuple(graph_step(fn) for fn in seams)
+        # No output clones: the engine consumes every seam's output within the frame, before the
+        # next call of that seam overwrites the graph's static output (see StreamEngine._step).
+        pool = torch.cuda.graph_pool_handle() if torch.cuda.is_available() else None
+        seams = tuple(GraphedFn(fn, CudaGraphCapturer(copy_outputs=False, pool=pool)) for fn in seams)
     install_seams(engine, *seams)
     return "compile"

@@ -78,3 +78,29 @@ def test_real_torch_compile_recompiles_only_on_new_shape():
         engine.vae_decode_fn(tall)
         assert len(graphs_compiled) == after_second, "known shapes never recompile"
     torch._dynamo.reset()
+
+
+def test_static_inputs_copy_only_what_changed():
+    """Graph replays and TensorRT runs refill their input buffers only from tensors that are new or
+    were written since the last copy (the engine's timesteps and text rows change on updates only)."""
+    from engine.accel.graphs import StaticInputs
+
+    bufs = [torch.zeros(4), torch.zeros(2)]
+    latents, timesteps = torch.zeros(4), torch.tensor([5.0, 6.0])
+    static = StaticInputs(bufs)
+    static.fill([latents, timesteps])
+    assert static.copies == 2 and torch.equal(bufs[1], timesteps)
+    with torch.inference_mode():  # the engine writes its buffers under inference mode
+        latents.add_(1.0)
+        static.fill([latents, timesteps])
+    assert static.copies == 3 and torch.equal(bufs[0], latents)  # only the written one
+    timesteps[0] = 9.0  # an update
+    static.fill([latents, timesteps])
+    assert static.copies == 4 and bufs[1][0] == 9.0
+    static.fill([latents.clone(), timesteps])  # another tensor, same values: copied
+    assert static.copies == 5
+    with torch.inference_mode():
+        frozen = torch.ones(2)  # an inference tensor keeps no version: always copied
+    static.fill([latents, frozen])
+    static.fill([latents, frozen])
+    assert static.copies == 8 and torch.equal(bufs[1], frozen)
