@@ -64,6 +64,9 @@ class PromptEncoder:
         self.encode_count = 0
         """How many texts went through the text encoder (cache misses)."""
 
+    def cached(self, text: str) -> bool:
+        return text in self._cache
+
     @torch.no_grad()
     def encode(self, text: str) -> torch.Tensor:
         hit = self._cache.get(text)

@@ -9,8 +9,10 @@ three seams (VAE encode, UNet, VAE decode) plus a few element-wise kernels on pr
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor, TimeoutError
 from typing import Any
 
 import torch
@@ -25,6 +27,8 @@ from .regions.conditioning import build_conditioning
 from .schedule import StageCoefficients, stage_coefficients, t_index_from_strength, validate_t_index_list
 from .similarity import SimilarityFilter
 from .timing import StageClock
+
+log = logging.getLogger(__name__)
 
 CFG_TYPES = ("none", "full", "self", "initialize")
 MAX_TRANSITION = 100_000
@@ -143,6 +147,12 @@ class StreamEngine:
 
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
+        self.encode_in_background = False
+        """With True, an update whose texts are not encoded yet returns at once: its other values
+        apply now, its prompt / negative prompt / regions once a worker thread has encoded them
+        (the daemon sets this, so the engine thread never runs the text encoder)."""
+        self._encoder_thread: ThreadPoolExecutor | None = None
+        self.background_error: str | None = None
         self._encoder = PromptEncoder(self.tokenizer, self.text_encoder, self.device, self.dtype)
         self._conditioning: TextConditioning = SinglePrompt()
         live = self._validate(
@@ -452,6 +462,17 @@ class StreamEngine:
         if "strength" in params and "t_index_list" in params:
             raise ValueError("give t_index_list or strength, not both")
         live = self._validate(params)
+        text_keys = {"prompt", "negative_prompt"} & set(live) | ({"regions"} & set(params))
+        if self.encode_in_background and text_keys and not self._all_cached(live, params):
+            now = {k: v for k, v in live.items() if k not in text_keys}
+            later = {k: v for k, v in live.items() if k in text_keys}
+            if now:
+                self._apply_update(now, {})
+            self._prompt_worker().submit(self._apply_update_logged, later, params)
+            return
+        self._apply_update(live, params)
+
+    def _apply_update(self, live: dict[str, Any], params: dict[str, Any]) -> None:
         with self._encode_lock:
             target = self._encoder.blend(live["prompt"]) if "prompt" in live else None
             negative = self._encoder.encode(live["negative_prompt"]) if "negative_prompt" in live else None
@@ -461,6 +482,38 @@ class StreamEngine:
             if regional is not None:
                 self._swap_conditioning(regional)
                 self._force = max(self._force, self._n)
+
+    def _apply_update_logged(self, live: dict[str, Any], params: dict[str, Any]) -> None:
+        try:
+            self._apply_update(live, params)
+        except Exception as exc:  # validated already: only the encoder itself can fail here
+            self.background_error = f"{type(exc).__name__}: {exc}"
+            log.error("prompt update failed on the encoder thread: %s", self.background_error)
+
+    def _all_cached(self, live: dict[str, Any], params: dict[str, Any]) -> bool:
+        """True when every text of the update is encoded already (then applying it is instant)."""
+        if "regions" in params and params["regions"]:
+            return False
+        texts = [t for t, _ in normalize_weighted(live["prompt"], "prompt", str)] if "prompt" in live else []
+        if "negative_prompt" in live:
+            texts.append(live["negative_prompt"])
+        return all(self._encoder.cached(t) for t in texts)
+
+    def _prompt_worker(self) -> ThreadPoolExecutor:
+        if self._encoder_thread is None:  # one thread: prompt updates land in the order they came
+            self._encoder_thread = ThreadPoolExecutor(1, thread_name_prefix="prompt-encoder")
+        return self._encoder_thread
+
+    def wait_for_updates(self, timeout: float | None = None) -> bool:
+        """Wait until every prompt update handed to the encoder thread has been applied."""
+        if self._encoder_thread is None:
+            return True
+        done = self._encoder_thread.submit(lambda: None)
+        try:
+            done.result(timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _validate(self, params: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}

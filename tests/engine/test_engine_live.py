@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from engine_helpers import Recorder
@@ -128,3 +130,47 @@ def test_strength_mapping():
     assert t_index_from_strength(0.8, 2, 50)[0] < t_index_from_strength(0.2, 2, 50)[0]
     with pytest.raises(ValueError):
         t_index_from_strength(1.2, 1, 50)
+
+
+class _GatedEncoder:
+    """The real text encoder behind a gate, recording the thread that runs it."""
+
+    def __init__(self, encoder) -> None:
+        self.encoder, self.gate, self.threads = encoder, threading.Event(), []
+
+    @property
+    def device(self):
+        return self.encoder.device
+
+    def __call__(self, ids):
+        self.threads.append(threading.current_thread().name)
+        assert self.gate.wait(30)
+        return self.encoder(ids)
+
+
+def test_new_prompts_encode_on_a_worker_and_frames_go_on_meanwhile(make_engine, frames):
+    """Issue 16 item 6: with `encode_in_background`, `update` never runs the text encoder on the
+    calling (engine) thread: the other values apply at once, frames keep coming with the old
+    prompt, and the new embeddings are swapped in once encoded."""
+    eng = make_engine(transition_frames=0)
+    eng.encode_in_background = True
+    gated = _GatedEncoder(eng._encoder.text_encoder)
+    eng._encoder.text_encoder = gated
+    old = eng.prompt_embeds.clone()
+    eng.update(prompt="a lighthouse at night", guidance_scale=1.7)  # returns with the encoder held
+    assert eng.guidance_scale == 1.7 and eng.prompt != "a lighthouse at night"
+    for f in frames[:3]:
+        assert eng(f).shape == (1, 3, 64, 64)
+    assert torch.equal(eng.prompt_embeds, old)
+    with pytest.raises(ValueError):  # bad input is still refused at once, on the caller's thread
+        eng.update(prompt=3)
+    gated.gate.set()
+    assert eng.wait_for_updates(30)
+    eng(frames[3])
+    assert eng.prompt == "a lighthouse at night" and not torch.equal(eng.prompt_embeds, old)
+    assert torch.equal(eng.prompt_embeds, eng._encoder.encode("a lighthouse at night"))
+    assert gated.threads and all(t.startswith("prompt-encoder") for t in gated.threads)
+    count = len(gated.threads)
+    eng.update(prompt="a red fox")  # encoded before: applied at once, no worker involved
+    assert eng.prompt == "a red fox" and torch.equal(eng.prompt_embeds, eng._encoder.encode("a red fox"))
+    assert len(gated.threads) == count and eng.background_error is None
