@@ -289,17 +289,23 @@ class StreamEngine:
     def _write_timesteps(self) -> None:
         f = self.frame_buffer_size
         rows = self._stage.timesteps.repeat_interleave(f).to(self.device)
-        self._batch.set_timesteps(rows)
+        if self.use_denoising_batch:
+            self._batch.set_timesteps(rows)
+            return
         for i, b in enumerate(self._stages):
             b.set_timesteps(rows[i * f : (i + 1) * f])
 
+    def _batches_in_use(self) -> tuple[_UNetBatch, ...]:
+        """The UNet batches this engine's mode feeds (the others are never read)."""
+        return (self._batch,) if self.use_denoising_batch else tuple(self._stages)
+
     def _write_text(self, prompt_embeds: torch.Tensor) -> None:
         groups = self._conditioning.embeds(prompt_embeds)
-        for b in (self._batch, *self._stages):
+        for b in self._batches_in_use():
             b.set_text(groups)
 
     def _write_uncond(self) -> None:
-        for b in (self._batch, *self._stages):
+        for b in self._batches_in_use():
             b.set_uncond(self._negative_embeds)
 
     # -- the hot path --------------------------------------------------------------------------

@@ -174,3 +174,30 @@ def test_new_prompts_encode_on_a_worker_and_frames_go_on_meanwhile(make_engine, 
     eng.update(prompt="a red fox")  # encoded before: applied at once, no worker involved
     assert eng.prompt == "a red fox" and torch.equal(eng.prompt_embeds, eng._encoder.encode("a red fox"))
     assert len(gated.threads) == count and eng.background_error is None
+
+
+def _slerp_per_frame(a, b, t, eps=1e-6):
+    """The slerp as it ran before issue 16 (everything recomputed every frame): the reference."""
+    af, bf = a.float(), b.float()
+    an = af / af.norm(dim=-1, keepdim=True).clamp_min(eps)
+    bn = bf / bf.norm(dim=-1, keepdim=True).clamp_min(eps)
+    dot = (an * bn).sum(-1, keepdim=True).clamp(-1.0, 1.0)
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    near = so.abs() < 1e-4
+    safe = torch.where(near, torch.ones_like(so), so)
+    wa = torch.where(near, torch.full_like(so, 1.0 - t), torch.sin((1.0 - t) * omega) / safe)
+    wb = torch.where(near, torch.full_like(so, t), torch.sin(t * omega) / safe)
+    return (wa * af + wb * bf).to(a.dtype)
+
+
+def test_precomputed_slerp_path_equals_the_per_frame_slerp_exactly():
+    from engine.prompts import SlerpPath
+
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn(1, 77, 32, generator=g), torch.randn(1, 77, 32, generator=g)
+    b[0, :5] = a[0, :5] * 2  # some near-parallel tokens take the lerp branch
+    path = SlerpPath(a, b)
+    assert path.near.any() and not path.near.all()
+    for t in (0.0, 0.1, 0.37, 0.5, 0.9, 1.0):
+        assert torch.equal(path.at(t), _slerp_per_frame(a, b, t))
