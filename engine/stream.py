@@ -24,7 +24,13 @@ from .noise import normalize_seed, seeded_noise
 from .prompts import PromptEncoder, Transition, check_text, normalize_weighted
 from .protocol import LIVE_KEYS
 from .regions.conditioning import build_conditioning
-from .schedule import StageCoefficients, stage_coefficients, t_index_from_strength, validate_t_index_list
+from .schedule import (
+    StageCoefficients,
+    select,
+    stage_coefficients,
+    t_index_from_strength,
+    validate_t_index_list,
+)
 from .similarity import SimilarityFilter
 from .timing import StageClock
 
@@ -86,10 +92,6 @@ class _Rows:
 
     def slice(self, start: int, stop: int) -> _Rows:
         return _Rows(**{k: getattr(self, k)[start:stop] for k in self.names})
-
-    def copy_from(self, other: _Rows) -> None:
-        for k in self.names:
-            getattr(self, k).copy_(getattr(other, k))
 
 
 class StreamEngine:
@@ -191,6 +193,9 @@ class StreamEngine:
         self._negative_embeds = self._encoder.encode(self.negative_prompt)
         self._noise_gen = torch.Generator(device=self.device)
         self._counters = {"frames": 0, "skipped": 0, "calls": 0, "unet_calls": 0}
+        # Every index's scheduler coefficients, once: a live t_index change only picks rows of it.
+        steps = self.num_inference_steps
+        self._table = stage_coefficients(self.scheduler, range(steps), steps)
         self._build(live["t_index_list"])
 
     # -- seams: the plain PyTorch implementations ----------------------------------------------
@@ -229,8 +234,9 @@ class StreamEngine:
         f = self.frame_buffer_size
         self.t_index_list = list(t_index_list)
         self._n = n = len(t_index_list)
-        self._stage = stage_coefficients(self.scheduler, t_index_list, self.num_inference_steps)
+        self._stage = select(self._table, t_index_list)
         self._stage_noise = seeded_noise(self.seed, (n, *self.latent_shape))
+        self._rows_buf: torch.Tensor | None = None  # a new stage count: new row shapes
         self._rows = self._make_rows()
         self._stage_rows = [self._rows.slice(i * f, (i + 1) * f) for i in range(n)]
         self._batch = None
@@ -284,11 +290,31 @@ class StreamEngine:
             "beta_noise": beta_noise,
             "alpha_in": _per_row(st.alpha * self._scaling, f),  # noising of fresh raw VAE latents
         }
-        return _Rows(**{k: v.to(device=self.device, dtype=self.dtype) for k, v in rows.items()})
+        return self._upload_rows(rows)
+
+    def _upload_rows(self, rows: dict[str, torch.Tensor]) -> _Rows:
+        """All row tensors as views of one device buffer, filled by one upload: on CUDA from pinned
+        memory without blocking (a t_index or seed change costs no host sync). The first call
+        allocates the buffer; later ones (`_refresh_rows`) overwrite it in place, so every view and
+        any captured graph stays valid."""
+        host = torch.cat([v.to(self.dtype).reshape(-1) for v in rows.values()])
+        buf = self._rows_buf
+        if buf is None or buf.shape != host.shape:
+            buf = self._rows_buf = torch.empty(host.shape, device=self.device, dtype=self.dtype)
+        if self._cuda:
+            buf.copy_(host.pin_memory(), non_blocking=True)
+        else:
+            buf.copy_(host)
+        views, at = {}, 0
+        for k, v in rows.items():
+            views[k] = buf[at : at + v.numel()].view(v.shape)
+            at += v.numel()
+        return _Rows(**views)
 
     def _write_timesteps(self) -> None:
         f = self.frame_buffer_size
-        rows = self._stage.timesteps.repeat_interleave(f).to(self.device)
+        rows = self._stage.timesteps.repeat_interleave(f)
+        rows = rows.pin_memory().to(self.device, non_blocking=True) if self._cuda else rows
         if self.use_denoising_batch:
             self._batch.set_timesteps(rows)
             return
@@ -586,7 +612,7 @@ class StreamEngine:
                 self._build(live["t_index_list"])
             else:
                 self.t_index_list = live["t_index_list"]
-                self._stage = stage_coefficients(self.scheduler, self.t_index_list, self.num_inference_steps)
+                self._stage = select(self._table, self.t_index_list)
                 self._refresh_rows()
                 self._write_timesteps()
         if "seed" in live:
@@ -610,7 +636,7 @@ class StreamEngine:
             self._force = self._n + (self.transition_frames if target is not None else 0)
 
     def _refresh_rows(self) -> None:
-        self._rows.copy_from(self._make_rows())  # in place: views and captured buffers stay valid
+        self._make_rows()  # refills `_rows_buf` in place: views and captured buffers stay valid
 
     # -- extension points & misc ---------------------------------------------------------------
     @property

@@ -158,3 +158,28 @@ def test_the_whole_step_is_one_graph_and_live_changes_do_not_recompile(make_engi
             eng.update(**change)
             step(images)
     assert counter.frame_count == 1, f"recompiled {counter.frame_count - 1} times"
+
+
+def test_a_live_t_index_change_only_picks_rows_of_the_precomputed_table(make_engine, tiny_models):
+    """Issue 16 item 6: no scheduler maths on an update (the table of all 50 indices is made once),
+    and the new coefficients equal the scheduler's own for those indices."""
+    from engine.schedule import stage_coefficients
+
+    eng = make_engine(t_index_list=[20, 35])
+    sched = eng.scheduler
+
+    def refuse(*_a, **_k):
+        raise AssertionError("scheduler maths on a live update")
+
+    real = sched.set_timesteps, sched.get_scalings_for_boundary_condition_discrete
+    sched.set_timesteps = sched.get_scalings_for_boundary_condition_discrete = refuse
+    try:
+        eng.update(t_index_list=[10, 42])
+        eng.update(strength=0.7)
+    finally:
+        sched.set_timesteps, sched.get_scalings_for_boundary_condition_discrete = real
+    expected = stage_coefficients(sched, eng.t_index_list, 50)
+    for name in ("timesteps", "alpha", "beta", "c_skip", "c_out"):
+        assert torch.equal(getattr(eng._stage, name), getattr(expected, name)), name
+    alpha = expected.alpha.repeat_interleave(1).view(-1, 1, 1, 1).to(torch.float32)
+    assert torch.equal(eng._rows.alpha, alpha)
