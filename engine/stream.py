@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import weakref
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor, TimeoutError
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -33,6 +35,9 @@ from .schedule import (
 )
 from .similarity import SimilarityFilter
 from .timing import StageClock
+
+if TYPE_CHECKING:
+    from .accel.graphs import Capturer, Replay
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +150,10 @@ class StreamEngine:
         self.vae_decode_fn = self._torch_vae_decode
         self.profile = False
         self.last_timings: dict[str, float] = {}
+        self.step_capturer: Capturer | None = None
+        """Set (e.g. to `engine.accel.graphs.CudaGraphCapturer()`) to replay the whole `_step` as one
+        CUDA graph per (input shape, CFG rows on/off, buffer layout, seams); None: the eager step."""
+        self._step_graphs: OrderedDict[tuple, Replay | None] = OrderedDict()
         self._stage_clock = StageClock(self.device)
 
         self._lock = threading.Lock()
@@ -258,6 +267,7 @@ class StreamEngine:
         old = getattr(self, "_batch", None)
         ru = {"full": n * f, "initialize": f}.get(self.cfg_type, 0)
         self._batch = _UNetBatch(n * f, ru, g, self.latent_shape, emb_shape, self.device, self.dtype)
+        self._step_graphs.clear()  # new buffers: graphs captured on the old ones are stale
         if old is not None and old.x.shape == self._batch.x.shape:
             self._batch.x.copy_(old.x)  # keep the in-flight frames
         self._stages = []
@@ -370,7 +380,10 @@ class StreamEngine:
         clock = self._stage_clock if self.profile else None
         if clock is not None:
             clock.start()
-        out = self._step(images, clock)
+        if self.step_capturer is not None and clock is None and images is not None:
+            out = self._graphed_step(images)
+        else:
+            out = self._step(images, clock)
         if clock is not None:
             self.last_timings = clock.finish() or self.last_timings
         self._last = out
@@ -381,6 +394,31 @@ class StreamEngine:
         if self._force:
             self._force -= 1
         return out
+
+    def _graphed_step(self, images: torch.Tensor) -> torch.Tensor:
+        """`_step` through a captured graph. A graph is only valid for the buffers, the CFG layout
+        and the seams it was captured with, so all three are part of its key (buffers: the graphs
+        are dropped whenever `_alloc_batches` reallocates). The first frame of a new key runs the
+        capturer's warm-up calls too (the stream advances on that frame a few extra steps); a
+        capture that fails is remembered and that key runs eagerly."""
+        seams = (id(self.unet_fn), id(self.vae_encode_fn), id(self.vae_decode_fn))
+        key = (tuple(images.shape), images.dtype, self._guided, seams)
+        if key not in self._step_graphs:
+            engine = weakref.ref(self)  # a graph must not keep its engine alive (no reference cycle)
+
+            def step(x: torch.Tensor) -> torch.Tensor:
+                return engine()._step(x)
+
+            try:
+                self._step_graphs[key] = self.step_capturer(step, [images])
+            except Exception as exc:  # an optimisation: serve the frame without it
+                log.warning("capturing the engine step failed, running it eagerly: %s", exc)
+                self._step_graphs[key] = None
+            while len(self._step_graphs) > 4:
+                self._step_graphs.popitem(last=False)
+        replay = self._step_graphs[key]
+        self._step_graphs.move_to_end(key)
+        return self._step(images) if replay is None else replay([images])
 
     def _step(self, images: torch.Tensor | None, clock: StageClock | None = None) -> torch.Tensor:
         """The per-frame device work: encode and noise the new frames, one denoising step, decode.

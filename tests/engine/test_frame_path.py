@@ -183,3 +183,43 @@ def test_a_live_t_index_change_only_picks_rows_of_the_precomputed_table(make_eng
         assert torch.equal(getattr(eng._stage, name), getattr(expected, name)), name
     alpha = expected.alpha.repeat_interleave(1).view(-1, 1, 1, 1).to(torch.float32)
     assert torch.equal(eng._rows.alpha, alpha)
+
+
+class _RecordingCapturer:
+    """Captures nothing: counts captures and replays the eager call (the bookkeeping under test)."""
+
+    def __init__(self) -> None:
+        self.captures = 0
+
+    def __call__(self, fn, example):
+        self.captures += 1
+        return lambda args: fn(*args)
+
+
+def test_step_capture_is_keyed_by_shape_cfg_rows_buffers_and_seams(make_engine, frames):
+    """With `step_capturer` set the whole step replays from one capture, recaptured exactly when
+    a captured graph would be stale: CFG rows appear (guidance crosses 1.0 under full), the buffers
+    are reallocated (a new t_index length), or the seams are swapped (TensorRT taking over)."""
+    eager = make_engine(cfg_type="full", guidance_scale=1.5, t_index_list=T_INDEX)
+    graphed = make_engine(cfg_type="full", guidance_scale=1.5, t_index_list=T_INDEX)
+    graphed.step_capturer = capturer = _RecordingCapturer()
+    for f in frames[:3]:
+        torch.testing.assert_close(graphed(f), eager(f), rtol=0, atol=0)
+    assert capturer.captures == 1
+    for eng in (eager, graphed):
+        eng.update(guidance_scale=2.0, delta=0.5, seed=5)  # device values: the same graph
+    torch.testing.assert_close(graphed(frames[3]), eager(frames[3]), rtol=0, atol=0)
+    assert capturer.captures == 1
+    graphed.update(guidance_scale=1.0)  # no CFG rows: another batch shape
+    graphed(frames[4])
+    assert capturer.captures == 2
+    graphed.update(guidance_scale=2.0)  # back: that graph is kept
+    graphed(frames[4])
+    assert capturer.captures == 2
+    graphed.update(t_index_list=[10, 25, 40])  # new buffers: every graph is stale
+    graphed(frames[5])
+    assert capturer.captures == 3
+    unet = graphed.unet_fn
+    graphed.unet_fn = lambda x, t, e: unet(x, t, e)  # a seam swap
+    graphed(frames[5])
+    assert capturer.captures == 4

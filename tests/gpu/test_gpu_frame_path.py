@@ -88,3 +88,14 @@ def test_the_whole_step_replays_as_one_cuda_graph(make_cuda_engine, cfg_type):
     for g, e in zip(out_g, out_e, strict=True):
         torch.testing.assert_close(g.float(), e.float(), atol=2e-2, rtol=2e-2)
     assert not torch.allclose(out_g[-1].float(), out_g[-2].float())
+
+
+def test_engine_step_capturer_captures_once_and_serves(make_cuda_engine):
+    from engine.accel.graphs import CudaGraphCapturer
+
+    eng = make_cuda_engine(cfg_type="self", guidance_scale=1.5, t_index_list=[20, 35])
+    eng.step_capturer = CudaGraphCapturer()
+    bridge = TensorBridge("cuda", torch.float16)
+    outs = [bridge.to_uint8(eng(bridge.to_tensor(img)))[0] for img in _images(8, seed=7)]
+    assert len(eng._step_graphs) == 1 and None not in eng._step_graphs.values()  # captured, not failed
+    assert all(o.shape == (64, 64, 3) for o in outs) and not np.array_equal(outs[-1], outs[-2])
