@@ -135,8 +135,15 @@ class PendingFrames:
         self._event = event
         self._lock = threading.Lock()
         self._result: tuple[list[np.ndarray], bool] | None = None
+        self._reported = False
         self.count = count
         self.shape: tuple[int, int, int] = tuple(shape)  # (H, W, 3) of each image
+
+    def claim_report(self) -> bool:
+        """True for the first caller only: who reports this batch's fault."""
+        with self._lock:
+            first, self._reported = not self._reported, True
+        return first
 
     def ready(self) -> bool:
         return self._result is not None or self._event is None or bool(self._event.query())
@@ -182,7 +189,7 @@ class PendingImage:
         try:
             return self._pending.images()[self._i]
         except FloatingPointError as exc:
-            if self._i == 0:  # report a bad batch once, not once per image
+            if self._pending.claim_report():  # a bad batch is reported once, whoever reads it
                 self._on_error(exc)
             return self._fallback
 

@@ -361,8 +361,9 @@ class StreamEngine:
     def _frame(self, frames: torch.Tensor | None) -> torch.Tensor:
         """One call: validation, the similarity filter and a transition's text rows around `_step`.
 
-        Nothing here reads a device value: the filter decides from a similarity read one frame late
-        (see `SimilarityFilter`), `_last`/`_force` are host state. Only `_step` touches the device.
+        Nothing here reads a device value back: the filter decides from a similarity read one frame
+        late (see `SimilarityFilter`), and `_last`/`_force` are host state, so around `_step` (the
+        part that can be captured) there are only host branches and a few queued kernels.
         """
         f = self.frame_buffer_size
         images = None
