@@ -197,6 +197,8 @@ class StreamEngine:
         self._g = torch.zeros((), device=self.device, dtype=self.dtype)
         self._one_minus_g = torch.zeros_like(self._g)
         self._residual_scale = torch.zeros_like(self._g)
+        self._half = torch.full((), 0.5, device=self.device, dtype=self.dtype)
+        self._minus_one = torch.full((), -1.0, device=self.device, dtype=self.dtype)
         self._set_guidance()
         self._transition = Transition(self._encoder.blend(self.prompt))
         self._negative_embeds = self._encoder.encode(self.negative_prompt)
@@ -441,7 +443,8 @@ class StreamEngine:
         if clock is not None:
             clock.mark("unet")
         decoded = self.vae_decode_fn(x0 if self._inv_scaling == 1.0 else x0 * self._inv_scaling)
-        out = decoded.mul(0.5).add_(0.5).clamp_(0.0, 1.0)
+        # 0.5 + 0.5 * x in one kernel: the halving is exact, so this rounds once, as mul + add did.
+        out = torch.add(self._half, decoded, alpha=0.5).clamp_(0.0, 1.0)
         if clock is not None:
             clock.mark("decode")
         return out
@@ -454,7 +457,8 @@ class StreamEngine:
             raise ValueError(f"frames must be a tensor shaped {tuple(self._frame_shape)}, got {got}")
         if not frames.is_floating_point():
             raise ValueError(f"frames must be floats in [0, 1], got dtype {frames.dtype}")
-        return frames.to(device=self.device, dtype=self.dtype).mul(2.0).sub_(1.0)
+        # 2x - 1 in one kernel: the doubling is exact, so this rounds once, as mul + sub did.
+        return torch.add(self._minus_one, frames.to(device=self.device, dtype=self.dtype), alpha=2.0)
 
     def _denoise_batch(self) -> torch.Tensor:
         """One UNet call over all n*f rows; returns the finished x0 of the oldest f frames."""
