@@ -20,7 +20,7 @@ ONE_STEP = [35]
 """The issue's target setting: 1-step img2img (sd-turbo's usual single step)."""
 TWO_STEPS = [32, 45]
 """Two denoising steps, so that stream batch and sequential differ."""
-PIPELINE_ROUNDS = 5
+PIPELINE_ROUNDS = 15
 """Rounds the engine-alone and pipeline measurements alternate in (each pipeline round restarts
 the runtime's threads and drops its first output frame, so they cannot alternate call by call)."""
 
