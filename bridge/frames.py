@@ -197,14 +197,15 @@ class PendingImage:
 class TensorBridge:
     """Moves batches of RGB uint8 frames to (N, 3, H, W) float tensors in [0, 1] and back.
 
-    On CUDA, uint8 crosses the bus (a quarter of the float size). Up: one memcpy into one of two
-    pinned staging buffers (each reused only once its previous upload has completed, an event
-    that is long done two frames later), one non-blocking copy, then the cast-and-scale on the
-    device. Down (`download`): the scale-and-cast to uint8 writes straight into an NHWC device
-    buffer whose last byte is the "all finite" flag, then one non-blocking copy on a copy stream
-    into pinned memory, and an event; nothing waits on the engine thread. Each download gets its
-    own pinned block from torch's caching host allocator, so with the runtime's one-slot hand-off
-    two or three blocks alternate, and a reader that fell behind never sees its pixels overwritten.
+    On CUDA, uint8 crosses the bus (a quarter of the float size).
+    Up (`to_tensor`): one memcpy into one of two pinned staging buffers, each reused only once its
+    previous upload has completed (an event, only queried, never waited for: a buffer still busy is
+    replaced), one non-blocking copy, then the cast-and-scale on the device.
+    Down (`download`): the scale-and-cast to uint8 writes straight into an NHWC device buffer whose
+    last byte is the "all finite" flag, then one non-blocking copy on a copy stream into pinned
+    memory, and an event; nothing waits on the engine thread. Each download gets its own pinned
+    block from torch's caching host allocator, so with the runtime's one-slot hand-off two or three
+    blocks alternate, and a reader that fell behind never sees its pixels overwritten.
     On the CPU the conversion is done in numpy, single-threaded, by `PendingFrames.images()` (i.e.
     in the output thread): torch's intra-op thread pool contends with the capture and output
     threads and made these small ops ~30x slower on a busy 2-core machine.
@@ -239,8 +240,10 @@ class TensorBridge:
             self._staging = [torch.empty(host.shape, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
             self._staged = [None, None]
         turn, self._turn = self._turn, 1 - self._turn
-        if self._staged[turn] is not None:
-            self._staged[turn].synchronize()  # the upload of two frames ago: done long since
+        if self._staged[turn] is not None and not self._staged[turn].query():
+            # The upload of two frames ago is still in flight (rare): never wait for it, take a
+            # fresh buffer (the caching host allocator keeps the old one until its copy is done).
+            self._staging[turn] = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
         self._staging[turn].copy_(host)
         dev = self._staging[turn].to(self.device, non_blocking=True)
         self._staged[turn] = torch.cuda.Event()
