@@ -26,6 +26,18 @@ class StageCoefficients:
     c_out: torch.Tensor
 
 
+def select(table: StageCoefficients, t_index_list: Sequence[int]) -> StageCoefficients:
+    """The stages `t_index_list` picks out of a table computed once for every index."""
+    idx = torch.tensor(list(t_index_list), dtype=torch.long)
+    return StageCoefficients(
+        timesteps=table.timesteps[idx],
+        alpha=table.alpha[idx],
+        beta=table.beta[idx],
+        c_skip=table.c_skip[idx],
+        c_out=table.c_out[idx],
+    )
+
+
 def validate_t_index_list(t_index_list: object, num_inference_steps: int) -> list[int]:
     """Return the list as ints or raise ValueError: 1+ strictly increasing indices in range."""
     if isinstance(t_index_list, (str, bytes)) or not isinstance(t_index_list, (list, tuple)):

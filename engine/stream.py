@@ -9,10 +9,13 @@ three seams (VAE encode, UNet, VAE decode) plus a few element-wise kernels on pr
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
-import time
-from typing import Any
+import weakref
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor, TimeoutError
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,9 +27,21 @@ from .noise import normalize_seed, seeded_noise
 from .prompts import PromptEncoder, Transition, check_text, normalize_weighted
 from .protocol import LIVE_KEYS
 from .regions.conditioning import build_conditioning
-from .schedule import StageCoefficients, stage_coefficients, t_index_from_strength, validate_t_index_list
+from .schedule import (
+    StageCoefficients,
+    select,
+    stage_coefficients,
+    t_index_from_strength,
+    validate_t_index_list,
+)
 from .similarity import SimilarityFilter
 from .temporal import TEMPORAL_KEYS, Temporal
+from .timing import StageClock
+
+if TYPE_CHECKING:
+    from .accel.graphs import Capturer, Replay
+
+log = logging.getLogger(__name__)
 
 CFG_TYPES = ("none", "full", "self", "initialize")
 MAX_TRANSITION = 100_000
@@ -85,10 +100,6 @@ class _Rows:
     def slice(self, start: int, stop: int) -> _Rows:
         return _Rows(**{k: getattr(self, k)[start:stop] for k in self.names})
 
-    def copy_from(self, other: _Rows) -> None:
-        for k in self.names:
-            getattr(self, k).copy_(getattr(other, k))
-
 
 class StreamEngine:
     """A StreamDiffusion engine over one loaded model (see `engine.load_engine`).
@@ -141,9 +152,20 @@ class StreamEngine:
         self.unet_fn, self.vae_encode_fn, self.vae_decode_fn = module_seams(self.unet, self.vae)
         self.profile = False
         self.last_timings: dict[str, float] = {}
+        self.step_capturer: Capturer | None = None
+        """Set (e.g. to `engine.accel.graphs.CudaGraphCapturer()`) to replay the whole `_step` as one
+        CUDA graph per (input shape, CFG rows on/off, buffer layout, seams); None: the eager step."""
+        self._step_graphs: OrderedDict[tuple, Replay | None] = OrderedDict()
+        self._stage_clock = StageClock(self.device)
 
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
+        self.encode_in_background = False
+        """With True, an update whose texts are not encoded yet returns at once: its other values
+        apply now, its prompt / negative prompt / regions once a worker thread has encoded them
+        (the daemon sets this, so the engine thread never runs the text encoder)."""
+        self._encoder_thread: ThreadPoolExecutor | None = None
+        self.background_error: str | None = None
         self._encoder = PromptEncoder(self.tokenizer, self.text_encoder, self.device, self.dtype)
         self._conditioning: TextConditioning = SinglePrompt()
         live = self._validate(
@@ -172,10 +194,21 @@ class StreamEngine:
         self._filter = SimilarityFilter(
             live["similarity_threshold"], live["max_skip_frame"], seed=config.seed
         )
+        # Live scalars of the step held on the device (updated in place): the step never reads a
+        # Python float that changes, so a captured graph or a compiled step stays valid.
+        self._g = torch.zeros((), device=self.device, dtype=self.dtype)
+        self._one_minus_g = torch.zeros_like(self._g)
+        self._residual_scale = torch.zeros_like(self._g)
+        self._half = torch.full((), 0.5, device=self.device, dtype=self.dtype)
+        self._minus_one = torch.full((), -1.0, device=self.device, dtype=self.dtype)
+        self._set_guidance()
         self._transition = Transition(self._encoder.blend(self.prompt))
         self._negative_embeds = self._encoder.encode(self.negative_prompt)
         self._noise_gen = torch.Generator(device=self.device)
         self._counters = {"frames": 0, "skipped": 0, "calls": 0, "unet_calls": 0}
+        # Every index's scheduler coefficients, once: a live t_index change only picks rows of it.
+        steps = self.num_inference_steps
+        self._table = stage_coefficients(self.scheduler, range(steps), steps)
         # temporal stability (issue 18): latent feedback and cached attention, see engine/temporal
         self._temporal = Temporal(
             self.unet, self.frame_buffer_size, self.latent_shape, self.device, self.dtype, self._inv_scaling
@@ -206,8 +239,9 @@ class StreamEngine:
         f = self.frame_buffer_size
         self.t_index_list = list(t_index_list)
         self._n = n = len(t_index_list)
-        self._stage = stage_coefficients(self.scheduler, t_index_list, self.num_inference_steps)
-        self._stage_noise = seeded_noise(self.seed, (n * f, *self.latent_shape))[::f]
+        self._stage = select(self._table, t_index_list)
+        self._stage_noise = seeded_noise(self.seed, (n, *self.latent_shape))
+        self._rows_buf: torch.Tensor | None = None  # a new stage count: new row shapes
         self._rows = self._make_rows()
         self._stage_rows = [self._rows.slice(i * f, (i + 1) * f) for i in range(n)]
         self._batch = None
@@ -232,6 +266,7 @@ class StreamEngine:
         old = getattr(self, "_batch", None)
         ru = {"full": n * f, "initialize": f}.get(self.cfg_type, 0)
         self._batch = _UNetBatch(n * f, ru, g, self.latent_shape, emb_shape, self.device, self.dtype)
+        self._step_graphs.clear()  # new buffers: graphs captured on the old ones are stale
         if old is not None and old.x.shape == self._batch.x.shape:
             self._batch.x.copy_(old.x)  # keep the in-flight frames
         self._stages = []
@@ -264,81 +299,155 @@ class StreamEngine:
             "beta_noise": beta_noise,
             "alpha_in": _per_row(st.alpha * self._scaling, f),  # noising of fresh raw VAE latents
         }
-        return _Rows(**{k: v.to(device=self.device, dtype=self.dtype) for k, v in rows.items()})
+        return self._upload_rows(rows)
+
+    def _upload_rows(self, rows: dict[str, torch.Tensor]) -> _Rows:
+        """All row tensors as views of one device buffer, filled by one upload: on CUDA from pinned
+        memory without blocking (a t_index or seed change costs no host sync). The first call
+        allocates the buffer; later ones (`_refresh_rows`) overwrite it in place, so every view and
+        any captured graph stays valid."""
+        host = torch.cat([v.to(self.dtype).reshape(-1) for v in rows.values()])
+        buf = self._rows_buf
+        if buf is None or buf.shape != host.shape:
+            buf = self._rows_buf = torch.empty(host.shape, device=self.device, dtype=self.dtype)
+        if self._cuda:
+            buf.copy_(host.pin_memory(), non_blocking=True)
+        else:
+            buf.copy_(host)
+        views, at = {}, 0
+        for k, v in rows.items():
+            views[k] = buf[at : at + v.numel()].view(v.shape)
+            at += v.numel()
+        return _Rows(**views)
 
     def _write_timesteps(self) -> None:
         f = self.frame_buffer_size
-        rows = self._stage.timesteps.repeat_interleave(f).to(self.device)
-        self._batch.set_timesteps(rows)
+        rows = self._stage.timesteps.repeat_interleave(f)
+        rows = rows.pin_memory().to(self.device, non_blocking=True) if self._cuda else rows
+        if self.use_denoising_batch:
+            self._batch.set_timesteps(rows)
+            return
         for i, b in enumerate(self._stages):
             b.set_timesteps(rows[i * f : (i + 1) * f])
 
+    def _batches_in_use(self) -> tuple[_UNetBatch, ...]:
+        """The UNet batches this engine's mode feeds (the others are never read)."""
+        return (self._batch,) if self.use_denoising_batch else tuple(self._stages)
+
     def _write_text(self, prompt_embeds: torch.Tensor) -> None:
         groups = self._conditioning.embeds(prompt_embeds)
-        for b in (self._batch, *self._stages):
+        for b in self._batches_in_use():
             b.set_text(groups)
 
     def _write_uncond(self) -> None:
-        for b in (self._batch, *self._stages):
+        for b in self._batches_in_use():
             b.set_uncond(self._negative_embeds)
 
     # -- the hot path --------------------------------------------------------------------------
-    @property
-    def _guided(self) -> bool:
-        return self.cfg_type != "none" and self.guidance_scale > 1.0
+    def _set_guidance(self) -> None:
+        """Refresh the guidance scalars on the device and the host flag that picks the batch shape."""
+        g = self.guidance_scale
+        self._guided = self.cfg_type != "none" and g > 1.0
+        self._g.fill_(g)
+        self._one_minus_g.fill_(1.0 - g)
+        self._residual_scale.fill_((1.0 - g) * self.delta)
 
-    def _clock(self) -> float:
-        if self._cuda:
-            torch.cuda.synchronize(self.device)
-        return time.perf_counter()
-
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, frames: torch.Tensor | None = None) -> torch.Tensor:
         with self._lock:
             return self._frame(frames)
 
     def _frame(self, frames: torch.Tensor | None) -> torch.Tensor:
-        prof = self.profile
-        t0 = self._clock() if prof else 0.0
+        """One call: validation, the similarity filter and a transition's text rows around `_step`.
+
+        Nothing here reads a device value back: the filter decides from a similarity read one frame
+        late (see `SimilarityFilter`), and `_last`/`_force` are host state, so around `_step` (the
+        part that can be captured) there are only host branches and a few queued kernels.
+        """
         f = self.frame_buffer_size
-        entry = self._batch.x[:f] if self.use_denoising_batch else self._stages[0].x
-        if self.mode == "txt2img":
-            entry.normal_(generator=self._noise_gen)
-        else:
+        images = None
+        if self.mode != "txt2img":
             images = self._images(frames)
             skip_ok = self._last is not None and self._force == 0
             if self.similarity_filter and self._filter.should_skip(images, allow=skip_ok):
                 self._counters["frames"] += f
                 self._counters["skipped"] += f
-                if prof:
+                if self.profile:
                     self.last_timings = {"encode": 0.0, "unet": 0.0, "decode": 0.0, "total": 0.0}
                 return self._last
-            latents = self._temporal.entry(self.vae_encode_fn(images))  # issue 18: latent feedback
-            torch.addcmul(self._rows.beta_noise[:f], self._rows.alpha_in[:f], latents, out=entry)
-        t1 = self._clock() if prof else 0.0
-        if self._transition.active:
+        if self._transition.active:  # in place: the text rows keep their addresses
             self._write_text(self._transition.advance())
         self._temporal.begin_frame()  # issue 18: the cached attention's frame clock
         if self._controlnets is not None:  # ControlNet: this call's frames' control images enter stage 0
             self._controlnets.push(frames)
-        x0 = self._denoise_batch() if self.use_denoising_batch else self._denoise_sequential()
-        self._temporal.end_frame(x0)  # x0 stays untouched until the next frame's entry is made
-        t2 = self._clock() if prof else 0.0
-        decoded = self.vae_decode_fn(x0 if self._inv_scaling == 1.0 else x0 * self._inv_scaling)
-        out = decoded.mul(0.5).add_(0.5).clamp_(0.0, 1.0)
+        clock = self._stage_clock if self.profile else None
+        if clock is not None:
+            clock.start()
+        if self.step_capturer is not None and clock is None and images is not None:
+            out = self._graphed_step(images)
+        else:
+            out = self._step(images, clock)
+        if clock is not None:
+            self.last_timings = clock.finish() or self.last_timings
         self._last = out
         self._counters["frames"] += f
         self._counters["calls"] += 1
+        # Counted here, not in `_step`: a host counter there is a dynamo guard that changes every frame.
+        self._counters["unet_calls"] += 1 if self.use_denoising_batch else self._n
         if self._force:
             self._force -= 1
-        if prof:
-            t3 = self._clock()
-            self.last_timings = {
-                "encode": (t1 - t0) * 1e3,
-                "unet": (t2 - t1) * 1e3,
-                "decode": (t3 - t2) * 1e3,
-                "total": (t3 - t0) * 1e3,
-            }
+        return out
+
+    def _graphed_step(self, images: torch.Tensor) -> torch.Tensor:
+        """`_step` through a captured graph. A graph is only valid for the buffers, the CFG layout
+        and the seams it was captured with, so all three are part of its key (buffers: the graphs
+        are dropped whenever `_alloc_batches` reallocates). The first frame of a new key runs the
+        capturer's warm-up calls too (the stream advances on that frame a few extra steps); a
+        capture that fails is remembered and that key runs eagerly."""
+        seams = (id(self.unet_fn), id(self.vae_encode_fn), id(self.vae_decode_fn))
+        key = (tuple(images.shape), images.dtype, self._guided, seams)
+        if key not in self._step_graphs:
+            engine = weakref.ref(self)  # a graph must not keep its engine alive (no reference cycle)
+
+            def step(x: torch.Tensor) -> torch.Tensor:
+                return engine()._step(x)
+
+            try:
+                self._step_graphs[key] = self.step_capturer(step, [images])
+            except Exception as exc:  # an optimisation: serve the frame without it
+                log.warning("capturing the engine step failed, running it eagerly: %s", exc)
+                self._step_graphs[key] = None
+            while len(self._step_graphs) > 4:
+                self._step_graphs.popitem(last=False)
+        replay = self._step_graphs[key]
+        self._step_graphs.move_to_end(key)
+        return self._step(images) if replay is None else replay([images])
+
+    def _step(self, images: torch.Tensor | None, clock: StageClock | None = None) -> torch.Tensor:
+        """The per-frame device work: encode and noise the new frames, one denoising step, decode.
+
+        It reads and writes only buffers allocated by `_build` (addresses stable across frames) and
+        live values held in device tensors, never a host value that changes between frames, so it
+        can be compiled or captured whole (tests: dynamo sees no graph break, no recompile).
+        """
+        f = self.frame_buffer_size
+        entry = self._batch.x[:f] if self.use_denoising_batch else self._stages[0].x
+        if images is None:
+            entry.normal_(generator=self._noise_gen)
+        else:
+            latents = self._temporal.entry(self.vae_encode_fn(images))  # issue 18: latent feedback
+            torch.addcmul(self._rows.beta_noise[:f], self._rows.alpha_in[:f], latents, out=entry)
+        if clock is not None:
+            clock.mark("encode")
+        x0 = self._denoise_batch() if self.use_denoising_batch else self._denoise_sequential()
+        self._temporal.end_frame(x0)  # x0 stays untouched until the next frame's entry is made
+        if clock is not None:
+            clock.mark("unet")
+        decoded = self.vae_decode_fn(x0 if self._inv_scaling == 1.0 else x0 * self._inv_scaling)
+        # 0.5 + 0.5 * x in one kernel: the halving is exact, so this rounds once, as mul + add did.
+        out = torch.add(self._half, decoded, alpha=0.5).clamp_(0.0, 1.0)
+        if clock is not None:
+            clock.mark("decode")
         return out
 
     def _images(self, frames: torch.Tensor | None) -> torch.Tensor:
@@ -349,26 +458,29 @@ class StreamEngine:
             raise ValueError(f"frames must be a tensor shaped {tuple(self._frame_shape)}, got {got}")
         if not frames.is_floating_point():
             raise ValueError(f"frames must be floats in [0, 1], got dtype {frames.dtype}")
-        return frames.to(device=self.device, dtype=self.dtype).mul(2.0).sub_(1.0)
+        # 2x - 1 in one kernel: the doubling is exact, so this rounds once, as mul + sub did.
+        return torch.add(self._minus_one, frames.to(device=self.device, dtype=self.dtype), alpha=2.0)
 
     def _denoise_batch(self) -> torch.Tensor:
         """One UNet call over all n*f rows; returns the finished x0 of the oldest f frames."""
         b, r, f, n = self._batch, self._rows, self.frame_buffer_size, self._n
         guided = self._guided
         pred = self._predict(b, guided, 0)
-        self._counters["unet_calls"] += 1
         eps = self._guide(pred, b, self._stock, guided, self._eps)
         x = b.x
         x0 = torch.mul(x, r.a, out=self._x0).addcmul_(r.neg_bc, eps)
         if self.cfg_type in ("self", "initialize"):
-            nxt = self._stock_next
+            # The new residuals go through a scratch buffer and back into `_stock`, so both keep
+            # their addresses (a captured step replays into the same pair every frame).
+            stock, nxt = self._stock, self._stock_next
             if n > 1:  # row i's residual noise follows its latent into row i + f
-                torch.addcmul(r.noise_next[:-f], r.k1[:-f], self._stock[:-f], out=nxt[f:])
+                torch.addcmul(r.noise_next[:-f], r.k1[:-f], stock[:-f], out=nxt[f:])
                 nxt[f:].addcmul_(r.neg_k2[:-f], eps[:-f])
-                nxt[:f].copy_(r.noise[:f])
+                stock[f:].copy_(nxt[f:])
+                stock[:f].copy_(r.noise[:f])
             else:  # one stage: the residual carries over to the next frame, as in the reference
-                torch.addcmul(r.noise_next, r.k1, self._stock, out=nxt).addcmul_(r.neg_k2, eps)
-            self._stock, self._stock_next = nxt, self._stock
+                torch.addcmul(r.noise_next, r.k1, stock, out=nxt).addcmul_(r.neg_k2, eps)
+                stock.copy_(nxt)
         if n > 1:
             torch.addcmul(r.beta_noise[f:], r.alpha[f:], x0[:-f], out=x[f:])
         return x0[-f:]
@@ -383,7 +495,6 @@ class StreamEngine:
             r = self._stage_rows[i]
             self._temporal.stream(i)  # issue 18: each stage has its own attention cache
             pred = self._predict(b, guided, i * self.frame_buffer_size)
-            self._counters["unet_calls"] += 1
             eps = self._guide(pred, b, stock, guided, None)
             x0 = torch.addcmul(b.x * r.a, r.neg_bc, eps)
             if uses_stock:
@@ -413,12 +524,12 @@ class StreamEngine:
             text = self._conditioning.fuse(text.view(b.groups, b.rows, *text.shape[1:]))
         if not guided:
             return text
-        g = self.guidance_scale
+        g = self._g
         if self.cfg_type == "full":
-            return torch.mul(text, g, out=out).add_(pred[:ru], alpha=1.0 - g)
+            return torch.mul(text, g, out=out).addcmul_(pred[:ru], self._one_minus_g)
         if ru:  # initialize: the stage-0 rows' residual is their real unconditional prediction
             stock[:ru].copy_(pred[:ru])
-        return torch.mul(text, g, out=out).add_(stock, alpha=(1.0 - g) * self.delta)
+        return torch.mul(text, g, out=out).addcmul_(stock, self._residual_scale)
 
     # -- live parameters -----------------------------------------------------------------------
     def update(self, **params: Any) -> None:
@@ -443,6 +554,19 @@ class StreamEngine:
         live = self._validate(params)
         cn = self._controlnets  # ControlNet: validated (and a depth model loaded) off the frame lock
         cn_update = cn.prepare(params) if cn is not None else _no_controlnets(params)
+        text_keys = {"prompt", "negative_prompt"} & set(live) | ({"regions"} & set(params))
+        if self.encode_in_background and text_keys and not self._all_cached(live, params):
+            now = {k: v for k, v in live.items() if k not in text_keys}
+            later = {k: v for k, v in live.items() if k in text_keys}
+            if now or cn_update is not None:
+                self._apply_update(now, {}, cn, cn_update)
+            self._prompt_worker().submit(self._apply_update_logged, later, params)
+            return
+        self._apply_update(live, params, cn, cn_update)
+
+    def _apply_update(
+        self, live: dict[str, Any], params: dict[str, Any], cn: Any = None, cn_update: Any = None
+    ) -> None:
         with self._encode_lock:
             target = self._encoder.blend(live["prompt"]) if "prompt" in live else None
             negative = self._encoder.encode(live["negative_prompt"]) if "negative_prompt" in live else None
@@ -454,6 +578,38 @@ class StreamEngine:
                 self._force = max(self._force, self._n)
             if cn_update is not None and cn is self._controlnets and cn.commit(cn_update):
                 self._force = max(self._force, self._n)
+
+    def _apply_update_logged(self, live: dict[str, Any], params: dict[str, Any]) -> None:
+        try:
+            self._apply_update(live, params)
+        except Exception as exc:  # validated already: only the encoder itself can fail here
+            self.background_error = f"{type(exc).__name__}: {exc}"
+            log.error("prompt update failed on the encoder thread: %s", self.background_error)
+
+    def _all_cached(self, live: dict[str, Any], params: dict[str, Any]) -> bool:
+        """True when every text of the update is encoded already (then applying it is instant)."""
+        if "regions" in params and params["regions"]:
+            return False
+        texts = [t for t, _ in normalize_weighted(live["prompt"], "prompt", str)] if "prompt" in live else []
+        if "negative_prompt" in live:
+            texts.append(live["negative_prompt"])
+        return all(self._encoder.cached(t) for t in texts)
+
+    def _prompt_worker(self) -> ThreadPoolExecutor:
+        if self._encoder_thread is None:  # one thread: prompt updates land in the order they came
+            self._encoder_thread = ThreadPoolExecutor(1, thread_name_prefix="prompt-encoder")
+        return self._encoder_thread
+
+    def wait_for_updates(self, timeout: float | None = None) -> bool:
+        """Wait until every prompt update handed to the encoder thread has been applied."""
+        if self._encoder_thread is None:
+            return True
+        done = self._encoder_thread.submit(lambda: None)
+        try:
+            done.result(timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _validate(self, params: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -514,6 +670,8 @@ class StreamEngine:
         if "delta" in live:
             self.delta = live["delta"]
             changes_output = True
+        if "guidance_scale" in live or "delta" in live:
+            self._set_guidance()
         if "t_index_list" in live and live["t_index_list"] != self.t_index_list:
             changes_output = True
             if len(live["t_index_list"]) != self._n:
@@ -522,13 +680,12 @@ class StreamEngine:
                 self._build(live["t_index_list"])
             else:
                 self.t_index_list = live["t_index_list"]
-                self._stage = stage_coefficients(self.scheduler, self.t_index_list, self.num_inference_steps)
+                self._stage = select(self._table, self.t_index_list)
                 self._refresh_rows()
                 self._write_timesteps()
         if "seed" in live:
             self.seed = live["seed"]
-            f = self.frame_buffer_size
-            self._stage_noise = seeded_noise(self.seed, (self._n * f, *self.latent_shape))[::f]
+            self._stage_noise = seeded_noise(self.seed, (self._n, *self.latent_shape))
             self._noise_gen.manual_seed(normalize_seed(self.seed)[0][0])
             self._refresh_rows()
             changes_output = True
@@ -561,7 +718,7 @@ class StreamEngine:
             self._force = max(self._force, self._n)
 
     def _refresh_rows(self) -> None:
-        self._rows.copy_from(self._make_rows())  # in place: views and captured buffers stay valid
+        self._make_rows()  # refills `_rows_buf` in place: views and captured buffers stay valid
 
     # -- extension points & misc ---------------------------------------------------------------
     @property

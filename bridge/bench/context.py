@@ -10,7 +10,7 @@ import torch
 
 from .engines import EngineBuildError, EngineCache
 from .inputs import FrameSource, moving_frames, no_frames, pattern_frames, static_frames
-from .measure import EngineRun, merge_runs, split, timed_calls, warm_up
+from .measure import EngineRun, merge_runs, split, streamed_calls, timed_calls, warm_up
 from .options import BenchOptions
 from .pipeline import PipelineRun, PipelineRunner, merge_pipeline_runs, run_daemon_pipeline
 from .results import Row
@@ -20,7 +20,7 @@ ONE_STEP = [35]
 """The issue's target setting: 1-step img2img (sd-turbo's usual single step)."""
 TWO_STEPS = [32, 45]
 """Two denoising steps, so that stream batch and sequential differ."""
-PIPELINE_ROUNDS = 5
+PIPELINE_ROUNDS = 15
 """Rounds the engine-alone and pipeline measurements alternate in (each pipeline round restarts
 the runtime's threads and drops its first output frame, so they cannot alternate call by call)."""
 
@@ -37,6 +37,8 @@ class BenchContext:
     """Process peak RSS before the first engine was built."""
     _pipeline_runs: dict[str, tuple[PipelineRun | None, str | None]] = field(default_factory=dict)
     _engine_fps: dict[str, float] = field(default_factory=dict)
+    stream_runs: dict[str, EngineRun] = field(default_factory=dict)
+    """Per config: the engine alone as a stream (no per-call sync), from `engine_vs_pipeline`."""
 
     @property
     def primary_accel(self) -> str:
@@ -175,6 +177,7 @@ class BenchContext:
             row = self._failed(label, params, exc)
             return row, None, None, row.error
         engine_runs: list[EngineRun] = []
+        stream_runs: list[EngineRun] = []
         pipeline_runs: list[PipelineRun] = []
         error: str | None = None
         index = self.options.warmup
@@ -182,6 +185,9 @@ class BenchContext:
             try:
                 engine_runs.append(
                     run_in_worker(lambda i=index, n=count: timed_calls(engine, source, start=i, count=n))
+                )
+                stream_runs.append(
+                    run_in_worker(lambda i=index, n=count: streamed_calls(engine, source, start=i, count=n))
                 )
             except Exception as exc:  # noqa: BLE001
                 row = self._failed(label, params, exc)
@@ -194,6 +200,7 @@ class BenchContext:
                     pipeline_runs.append(run)
         engine_run = merge_runs(engine_runs)
         self._engine_fps[repr(config)] = engine_run.fps
+        self.stream_runs[repr(config)] = merge_runs(stream_runs)
         params.update(_engine_facts(engine))
         pipeline_run = None if error else merge_pipeline_runs(pipeline_runs)
         self._pipeline_runs[repr(config)] = (pipeline_run, error)

@@ -112,6 +112,23 @@ def timed_calls(
     )
 
 
+def streamed_calls(engine: Any, source: FrameSource, *, start: int, count: int) -> EngineRun:
+    """`count` calls back to back, the device synchronised once before and once after them.
+
+    Throughput as a stream: the host queues frame k + 1 while the device still runs frame k, as
+    the daemon's engine loop does, so no per-call sync idles the GPU between calls (on the CPU it
+    equals the per-call loop minus the clock's own cost). There are no per-call latencies.
+    """
+    clock = DeviceClock(engine.device)
+    batch = int(getattr(engine, "frame_buffer_size", 1) or 1)
+    frames = [source(index) for index in range(start, start + count)]
+    begin = clock.now()
+    for frame in frames:
+        engine(frame)
+    seconds = clock.now() - begin
+    return EngineRun(calls=count, frames=count * batch, seconds=seconds, latencies_ms=[])
+
+
 def _sum(values: list[int | None]) -> int | None:
     return None if any(v is None for v in values) else sum(v for v in values if v is not None)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bridge.errors import BridgeError
-from bridge.frames import Frame, fit
+from bridge.frames import Frame, PendingImage, fit
 
 from .engines import one_line
 
@@ -28,10 +28,9 @@ if TYPE_CHECKING:
 class EngineOutput:
     """One engine call's frames on their way to the sinks.
 
-    The seam where engine output becomes host images: today `EngineLoop._to_host` downloads in the
-    engine loop and `host()` just returns the frames; an asynchronous download (issue 16.1) keeps a
-    pending download here (`pending = bridge.download(result)` in the engine loop) and resolves it
-    in `host()` (`pending.images()`), which only the output room calls.
+    The engine loop only starts the download (`TensorBridge.download`, issue 16.1: on CUDA a copy
+    stream into pinned memory and an event); each frame's pixels are a `PendingImage` that the first
+    read of `frame.image` waits for, which happens in the sinks' threads, never the engine loop.
     """
 
     frames: list[Frame]
@@ -111,7 +110,7 @@ class EngineLoop:
         w, h = rt._size
         images = [b.image if b.image.shape[:2] == (h, w) else fit(b.image, w, h, rt._fit) for b in batch]
         try:
-            out_images = self._to_host(rt.engine(rt._bridge.to_tensor(images)), len(batch), w, h)
+            out_images = self._to_host(rt.engine(rt._bridge.to_tensor(images)), images, w, h)
         except Exception as exc:
             rt.faults["engine"] += 1
             rt.once.warn(
@@ -124,12 +123,23 @@ class EngineLoop:
         pairs = zip(out_images, metas, strict=True)
         return [Frame(img, m.index, m.t_capture, dict(m.times)) for img, m in pairs]
 
-    def _to_host(self, result, n: int, w: int, h: int) -> list[np.ndarray]:  # noqa: ANN001 - a tensor
-        """Engine output (N, 3, H, W) in [0, 1] -> N RGB uint8 images (raises on a wrong shape or NaN)."""
-        out_images = self.rt._bridge.to_uint8(result)
+    def _to_host(self, result, inputs: list[np.ndarray], w: int, h: int) -> list[PendingImage]:  # noqa: ANN001
+        """Engine output (N, 3, H, W) in [0, 1] -> N pending RGB uint8 images, downloading without a
+        wait here (raises on a wrong shape; non-finite output resolves to `inputs`, reported once)."""
+        n = len(inputs)
+        out_images = self.rt._bridge.download(result).lazy(inputs, self._output_fault)
         if len(out_images) != n or out_images[0].ndim != 3 or out_images[0].shape[2] != 3:
             raise BridgeError(f"the engine returned shape {tuple(result.shape)}, expected {n}x3x{h}x{w}")
         return out_images
+
+    def _output_fault(self, exc: BaseException) -> None:
+        """Non-finite engine output, found where the pixels are read: the inputs go out instead."""
+        rt = self.rt
+        rt.faults["engine"] += 1
+        rt.once.warn(
+            f"engine:{type(exc).__name__}:{one_line(exc)}",
+            f"engine error ({type(exc).__name__}: {one_line(exc)}); sending the input through meanwhile",
+        )
 
     def _lagged(self, batch: list[Frame]) -> list[Frame]:
         rt = self.rt

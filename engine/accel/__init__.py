@@ -105,6 +105,8 @@ def apply(
     if backend == "compile":
         from .compile_backend import apply_compile
 
+        if background and cuda:  # compiling a UNet on CUDA takes minutes: not on the engine thread
+            return apply_compile(engine, device, background=True, status=status)
         status.active = apply_compile(engine, device)
         status._done.set()
         return status.active

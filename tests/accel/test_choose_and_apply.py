@@ -190,7 +190,7 @@ def test_token_merging_is_not_sent_to_tensorrt(tiny_engine, tmp_path, monkeypatc
     monkeypatch.setattr(accel, "_gpu_present", lambda device: True)
     monkeypatch.setattr("engine.accel.compile_backend.torch.compile", lambda fn, **kw: fn)
     config = AccelConfig(accel="auto", engine_dir=str(tmp_path), tome_ratio=0.5)
-    assert accel.apply(tiny_engine, config, trt=make_fake_tensorrt()) == "compile"
+    assert accel.apply(tiny_engine, config, trt=make_fake_tensorrt(), background=False) == "compile"
     with pytest.raises(AccelUnavailable, match="token merging"):
         accel.apply(
             type(tiny_engine)(), AccelConfig(accel="tensorrt", tome_ratio=0.5), trt=make_fake_tensorrt()

@@ -151,7 +151,7 @@ def test_failing_pipeline_becomes_an_error_row_not_a_crash():
 
 def test_targets_say_not_measurable_on_cpu(scaffold_report):
     by_name = {t.name: t for t in scaffold_report.targets}
-    assert set(by_name) == {"pipeline fps", "e2e latency", "stream batch", "self-RCFG"}
+    assert set(by_name) == {"engine fps", "pipeline fps", "e2e latency", "stream batch", "self-RCFG"}
     assert by_name["self-RCFG"].status.startswith("not measurable here (no GPU")
     assert "% of none" in by_name["self-RCFG"].measured
 

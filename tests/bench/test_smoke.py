@@ -52,6 +52,9 @@ def test_timed_rows_have_sane_numbers(smoke):
             m = row["metrics"]
             assert m["fps"] > 0, (name, label)
             assert m["frames"] == frames, (name, label)
+            if label == "engine stream":  # synchronised once per round: no per-call latency
+                assert "p50_ms" not in m
+                continue
             assert 0 <= m["p50_ms"] <= m["p95_ms"] <= m["p99_ms"] <= m["max_ms"], (name, label)
     throughput = _rows(data, "throughput")
     sizes = data["options"]["sizes"]
@@ -78,6 +81,9 @@ def test_comparisons_are_ratios_of_their_rows(smoke):
     rows = _rows(data, "pipeline")
     assert pipe["pipeline / engine fps"] == pytest.approx(
         rows["pipeline"]["metrics"]["fps"] / rows["engine alone"]["metrics"]["fps"]
+    )
+    assert pipe["pipeline / engine stream fps"] == pytest.approx(
+        rows["pipeline"]["metrics"]["fps"] / rows["engine stream"]["metrics"]["fps"]
     )
     assert pipe["e2e p50 latency / engine frame time"] > 0
 
@@ -123,7 +129,7 @@ def test_memory_and_environment_are_reported(smoke):
 def test_targets_are_recorded_as_not_measurable_on_cpu(smoke):
     data, _, _ = smoke
     targets = {t["name"]: t for t in data["targets"]}
-    assert set(targets) == {"pipeline fps", "e2e latency", "stream batch", "self-RCFG"}
+    assert set(targets) == {"engine fps", "pipeline fps", "e2e latency", "stream batch", "self-RCFG"}
     for target in targets.values():
         assert target["status"].startswith("not measurable here (no GPU")
         assert target["measured"] and target["measured"] != "not measured in this run"
@@ -140,3 +146,37 @@ def test_brushes_widen_the_one_unet_call(smoke):
     assert comparisons["8 brushes / none fps"] == pytest.approx(
         rows["8 brushes"]["metrics"]["fps"] / rows["0 brushes"]["metrics"]["fps"]
     )
+
+
+def test_gpu_script_summarises_a_real_run_and_rewrites_only_its_table(smoke, tmp_path):
+    """`python -m bridge.bench.gpu`'s CPU-runnable parts, on the smoke run's real JSON."""
+    from bridge.bench import gpu
+
+    data, _, _ = smoke
+    summary = gpu.summarize(data, "torch")
+    main = "x".join(str(v) for v in data["options"]["main_size"])
+    assert summary["fps"] == _rows(data, "throughput")[f"torch img2img {main}"]["metrics"]["fps"]
+    assert summary["stream_fps"] == _rows(data, "pipeline")["engine stream"]["metrics"]["fps"]
+    results = {"device": "GPU-X", "tests": {"summary": "9 passed"}, "bench": {"torch": summary}}
+    results["bench"]["tensorrt"] = {"error": "tensorrt is not installed"}
+    table = gpu.render_table(results)
+    assert (
+        f"| torch | {summary['fps']:.0f} |" in table and "| tensorrt | tensorrt is not installed |" in table
+    )
+    doc = tmp_path / "BENCH.md"
+    doc.write_text(f"intro\n{gpu.START}\nold\n{gpu.END}\noutro\n")
+    gpu.write_table(doc, table)
+    text = doc.read_text()
+    assert text.startswith("intro\n") and text.endswith("\noutro\n") and "old" not in text and "GPU-X" in text
+    doc.write_text("no markers")
+    with pytest.raises(SystemExit, match="markers"):
+        gpu.write_table(doc, table)
+
+
+def test_gpu_script_without_cuda_changes_nothing():
+    before = (ROOT / "docs" / "BENCHMARKS.md").read_text()
+    proc = subprocess.run(
+        [sys.executable, "-m", "bridge.bench.gpu"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and "no CUDA device here" in proc.stdout
+    assert (ROOT / "docs" / "BENCHMARKS.md").read_text() == before

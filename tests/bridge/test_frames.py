@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
 
-from bridge.frames import TensorBridge, fit, from_rgb, to_rgb
+from bridge.frames import Frame, TensorBridge, fit, from_rgb, to_rgb
 from bridge.sources.pattern import PatternSource, decode_counter, encode_counter
 
 
@@ -52,3 +54,121 @@ def test_pattern_moves_and_carries_its_counter() -> None:
     img = np.zeros((8, 80, 3), np.uint8)
     encode_counter(img, 40321)
     assert decode_counter(img) == 40321
+
+
+def test_download_waits_in_the_reader_and_matches_to_uint8() -> None:
+    """`download` returns at once; the pixels are converted by `images()` (the output thread)."""
+    bridge = TensorBridge("cpu")
+    t = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+    pending = bridge.download(t)
+    assert pending.count == 2 and pending.shape == (16, 24, 3) and pending.ready()
+    got: list[list[np.ndarray]] = []
+    reader = threading.Thread(target=lambda: got.append(pending.images()))
+    reader.start()
+    reader.join(10)
+    expected = np.clip(t.permute(0, 2, 3, 1).numpy() * 255.0, 0, 255) + 0.5
+    assert all(np.array_equal(a, b) for a, b in zip(got[0], expected.astype(np.uint8), strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(got[0], bridge.to_uint8(t), strict=True))
+
+
+def test_non_finite_output_raises_from_images_and_lazy_frames_fall_back_once() -> None:
+    bridge = TensorBridge("cpu")
+    bad = torch.rand(2, 3, 8, 8)
+    bad[1, 0, 3, 3] = float("nan")
+    with pytest.raises(FloatingPointError, match="NaN or inf"):
+        bridge.download(bad).images()
+    with pytest.raises(FloatingPointError):
+        bridge.to_uint8(torch.full((1, 3, 8, 8), float("inf")))
+    inputs = [np.full((8, 8, 3), 7 + i, np.uint8) for i in range(2)]
+    errors: list[BaseException] = []
+    lazy = bridge.download(bad).lazy(inputs, errors.append)
+    assert lazy[0].shape == (8, 8, 3) and lazy[0].ndim == 3  # known before the pixels arrive
+    frames = [Frame(img, i, 0.0) for i, img in enumerate(lazy)]
+    assert frames[0].pending and frames[1].pending
+    assert np.array_equal(frames[1].image, inputs[1]) and np.array_equal(frames[0].image, inputs[0])
+    assert not frames[0].pending and len(errors) == 1  # one report per bad batch
+
+
+def test_frame_image_resolves_its_pending_pixels_on_first_read() -> None:
+    bridge = TensorBridge("cpu")
+    t = torch.rand(1, 3, 8, 8)
+    frame = Frame(bridge.download(t).lazy([np.zeros((8, 8, 3), np.uint8)], print)[0], 3, 1.5, {"a": 1.0})
+    assert frame.pending and frame.index == 3 and frame.times == {"a": 1.0}
+    assert np.array_equal(frame.image, bridge.to_uint8(t)[0]) and not frame.pending
+    frame.image = np.ones((2, 2, 3), np.uint8)
+    assert frame.image.shape == (2, 2, 3) and Frame(frame.image, 0, 0.0).times == {}
+
+
+class _CountingEngine:
+    """The real engine, plus a host-read counter pushed on the engine thread from its third call
+    on (it then stays pushed, so it sees the whole loop: conversions, hand-off, control, capture)."""
+
+    def __init__(self, engine, reads) -> None:
+        self._engine, self._reads, self._calls = engine, reads, 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+    def __call__(self, frames):
+        self._calls += 1
+        if self._calls == 3:
+            self._reads.thread = threading.get_ident()
+            self._reads.__enter__()
+        return self._engine(frames)
+
+
+class _StillSource(PatternSource):
+    """The pattern's first frame, over and over (so the similarity filter skips)."""
+
+    def read(self) -> np.ndarray:
+        if not hasattr(self, "_still"):
+            self._still = super().read()
+        return self._still.copy()
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    from engine import EngineConfig
+    from engine.models import load_models
+
+    return load_models(EngineConfig(model="random:tiny", width=64, height=64))
+
+
+@pytest.mark.parametrize("similarity_filter", [False, True], ids=["filter-off", "filter-on"])
+@pytest.mark.parametrize("cfg_type", ["none", "full", "self", "initialize"])
+def test_the_runtimes_engine_thread_never_reads_the_device(tiny_models, cfg_type, similarity_filter):
+    """Issue 16: N frames through the real runtime (source, StreamEngine, TensorBridge, sinks):
+    the engine thread makes no scalar read, no download, no `.numpy()`; the output thread takes
+    the pixels, and they reach the sink."""
+    from daemon_helpers import ListSink, wait_for
+
+    from bridge.runtime import Runtime, RuntimeOptions
+    from engine import EngineConfig
+    from engine.stream import StreamEngine
+    from tests.engine.host_reads import HostReads
+
+    config = EngineConfig(
+        model="random:tiny",
+        width=64,
+        height=64,
+        t_index_list=[20, 35],
+        cfg_type=cfg_type,
+        guidance_scale=1.5,
+        similarity_filter=similarity_filter,
+        similarity_threshold=0.5,
+        max_skip_frame=4,
+    )
+    engine = StreamEngine(tiny_models, config)
+    reads = HostReads()
+    sink = ListSink()
+    source = _StillSource(fps=120.0) if similarity_filter else PatternSource(fps=120.0)
+    rt = Runtime(source, [sink], _CountingEngine(engine, reads), config, options=RuntimeOptions(fps=120.0))
+    with reads.python_escapes():
+        rt.start()
+        try:
+            assert wait_for(lambda: engine.stats()["frames"] >= 14 and len(sink.frames) >= 10, 60)
+        finally:
+            rt.stop()
+    assert reads.reads() == {"scalar_reads": 0, "to_host": 0, "host_calls": 0}
+    assert rt.faults["engine"] == 0 and sink.frames[-1].shape == (64, 64, 3)
+    assert (engine.stats()["skipped"] > 0) == similarity_filter

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from engine_helpers import Recorder
@@ -128,3 +130,74 @@ def test_strength_mapping():
     assert t_index_from_strength(0.8, 2, 50)[0] < t_index_from_strength(0.2, 2, 50)[0]
     with pytest.raises(ValueError):
         t_index_from_strength(1.2, 1, 50)
+
+
+class _GatedEncoder:
+    """The real text encoder behind a gate, recording the thread that runs it."""
+
+    def __init__(self, encoder) -> None:
+        self.encoder, self.gate, self.threads = encoder, threading.Event(), []
+
+    @property
+    def device(self):
+        return self.encoder.device
+
+    def __call__(self, ids):
+        self.threads.append(threading.current_thread().name)
+        assert self.gate.wait(30)
+        return self.encoder(ids)
+
+
+def test_new_prompts_encode_on_a_worker_and_frames_go_on_meanwhile(make_engine, frames):
+    """Issue 16 item 6: with `encode_in_background`, `update` never runs the text encoder on the
+    calling (engine) thread: the other values apply at once, frames keep coming with the old
+    prompt, and the new embeddings are swapped in once encoded."""
+    eng = make_engine(transition_frames=0)
+    eng.encode_in_background = True
+    gated = _GatedEncoder(eng._encoder.text_encoder)
+    eng._encoder.text_encoder = gated
+    old = eng.prompt_embeds.clone()
+    eng.update(prompt="a lighthouse at night", guidance_scale=1.7)  # returns with the encoder held
+    assert eng.guidance_scale == 1.7 and eng.prompt != "a lighthouse at night"
+    for f in frames[:3]:
+        assert eng(f).shape == (1, 3, 64, 64)
+    assert torch.equal(eng.prompt_embeds, old)
+    with pytest.raises(ValueError):  # bad input is still refused at once, on the caller's thread
+        eng.update(prompt=3)
+    gated.gate.set()
+    assert eng.wait_for_updates(30)
+    eng(frames[3])
+    assert eng.prompt == "a lighthouse at night" and not torch.equal(eng.prompt_embeds, old)
+    assert torch.equal(eng.prompt_embeds, eng._encoder.encode("a lighthouse at night"))
+    assert gated.threads and all(t.startswith("prompt-encoder") for t in gated.threads)
+    count = len(gated.threads)
+    eng.update(prompt="a red fox")  # encoded before: applied at once, no worker involved
+    assert eng.prompt == "a red fox" and torch.equal(eng.prompt_embeds, eng._encoder.encode("a red fox"))
+    assert len(gated.threads) == count and eng.background_error is None
+
+
+def _slerp_per_frame(a, b, t, eps=1e-6):
+    """The slerp as it ran before issue 16 (everything recomputed every frame): the reference."""
+    af, bf = a.float(), b.float()
+    an = af / af.norm(dim=-1, keepdim=True).clamp_min(eps)
+    bn = bf / bf.norm(dim=-1, keepdim=True).clamp_min(eps)
+    dot = (an * bn).sum(-1, keepdim=True).clamp(-1.0, 1.0)
+    omega = torch.acos(dot)
+    so = torch.sin(omega)
+    near = so.abs() < 1e-4
+    safe = torch.where(near, torch.ones_like(so), so)
+    wa = torch.where(near, torch.full_like(so, 1.0 - t), torch.sin((1.0 - t) * omega) / safe)
+    wb = torch.where(near, torch.full_like(so, t), torch.sin(t * omega) / safe)
+    return (wa * af + wb * bf).to(a.dtype)
+
+
+def test_precomputed_slerp_path_equals_the_per_frame_slerp_exactly():
+    from engine.prompts import SlerpPath
+
+    g = torch.Generator().manual_seed(4)
+    a, b = torch.randn(1, 77, 32, generator=g), torch.randn(1, 77, 32, generator=g)
+    b[0, :5] = a[0, :5] * 2  # some near-parallel tokens take the lerp branch
+    path = SlerpPath(a, b)
+    assert path.near.any() and not path.near.all()
+    for t in (0.0, 0.1, 0.37, 0.5, 0.9, 1.0):
+        assert torch.equal(path.at(t), _slerp_per_frame(a, b, t))

@@ -166,12 +166,16 @@ class EngineBuilder:
         if data is None:
             data = self.build(part, key)
         try:
-            return TrtRunner(self.trt, data, self.device, use_cuda_graph=self.use_cuda_graph)
+            return TrtRunner(
+                self.trt, data, self.device, use_cuda_graph=self.use_cuda_graph, copy_outputs=False
+            )
         except EngineLoadError as exc:
             log.warning("cached engine %s does not load (%s); rebuilding", part.spec.name, exc)
             self.store.discard(key)
             data = self.build(part, key)
-            return TrtRunner(self.trt, data, self.device, use_cuda_graph=self.use_cuda_graph)
+            return TrtRunner(
+                self.trt, data, self.device, use_cuda_graph=self.use_cuda_graph, copy_outputs=False
+            )
 
     def all_cached(self, parts: list[Part]) -> bool:
         return all(self.store.load(self.key(p)) is not None for p in parts)

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from ..graphs import StaticInputs
+
 log = logging.getLogger(__name__)
 
 TORCH_DTYPES = {
@@ -106,6 +108,7 @@ class TrtRunner:
                 self.buffers[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.device)
                 self.context.set_tensor_address(name, self.buffers[name].data_ptr())
         self.allocations += 1
+        self._inputs = StaticInputs([self.buffers[n] for n in self.inputs])
         self.shapes = shapes
         if self.use_cuda_graph:
             self._capture()
@@ -128,8 +131,7 @@ class TrtRunner:
         shapes = tuple(tuple(feeds[n].shape) for n in self.inputs)
         if shapes != self.shapes:
             self._prepare(shapes)
-        for name in self.inputs:
-            self.buffers[name].copy_(feeds[name])
+        self._inputs.fill([feeds[n] for n in self.inputs])  # unchanged timesteps/embeds: no copy
         if self.graph is not None:
             self.graph.replay()
         else:
