@@ -103,6 +103,7 @@ class Runtime:
         self._bridge = TensorBridge(engine.device, engine.dtype)
         masks = (self.options.presets_folder or presets_dir()) / "masks"
         self._regions = RegionFeed((config.height, config.width), masks_dir=str(masks))
+        self._regions.check_masks(self.store)  # a missing mask PNG is an /sd/error, never an echo
         self.bypass = False
         self.pause = False
         self.frames_in = 0

@@ -106,7 +106,8 @@ def _kept_values(store: ParamStore) -> dict:
             lo, hi = p.minimum or 0.0, p.maximum if p.maximum is not None else 1.0
             kept[p.name] = lo + (hi - lo) * 0.375
         elif k is Kind.INT:
-            kept[p.name] = int(p.minimum or 0) + 3
+            lowest = int(p.minimum or 0)
+            kept[p.name] = lowest + 3 if lowest + 3 != p.default else lowest + 2
         elif k is Kind.BOOL:
             kept[p.name] = not p.default
         elif k is Kind.STR:
