@@ -398,6 +398,14 @@ def start_osc(
             raise BridgeError(f"{exc}: {PORT_FIX}") from None
         log.warning("OSC: %s; running without OSC (--osc-optional)", exc)
         return None
+    host, bound = server.address
+    query = server.query_address
+    log.info(
+        "OSC listening on %s:%d%s",
+        host,
+        bound,
+        f", OSCQuery on http://{query[0]}:{query[1]}/" if query else "",
+    )
     return server
 
 

@@ -92,7 +92,10 @@ def test_batches_of_two_frames_keep_their_order() -> None:
     finally:
         rt.stop()
     counters = [decode_counter(f) for f in sink.frames]
-    assert counters == sorted(counters) and len(set(counters)) == len(counters)
+    # A frame repeats only where the source stalled and the hold timer kept the output going (a
+    # loaded machine can stall the pattern for 3 frame times); order is kept either way.
+    repeats = len(counters) - len(set(counters))
+    assert counters == sorted(counters) and repeats <= rt.stats()["source"]["held"], counters
 
 
 def test_a_missing_camera_is_our_one_line_not_opencvs_warnings() -> None:

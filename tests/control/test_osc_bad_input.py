@@ -111,7 +111,8 @@ def _kept_values(store: ParamStore) -> dict:
         elif k is Kind.BOOL:
             kept[p.name] = not p.default
         elif k is Kind.STR:
-            kept[p.name] = "ellipse" if p.name.endswith(".mask") else "kept"
+            choices = [c for c in getattr(p, "choices", ()) if c != p.default]  # a ControlNet preprocessor
+            kept[p.name] = choices[0] if choices else "ellipse" if p.name.endswith(".mask") else "kept"
         elif k is Kind.INT_LIST:
             kept[p.name] = [12, 24]
         elif k is Kind.INT_PAIR:
