@@ -118,9 +118,14 @@ def _source(v: Any) -> Any:
         raise ValueError(f"a source spec ({SOURCE_SPECS})")
     try:
         open_source(v)
-    except BridgeError:
-        raise ValueError(f"a source spec ({SOURCE_SPECS})") from None
+    except BridgeError as exc:
+        raise ValueError(f"a source spec ({SOURCE_SPECS}){_why(exc, SOURCE_SPECS)}") from None
     return v
+
+
+def _why(exc: BridgeError, specs: str) -> str:
+    """The spec's own reason (`cannot record .gif; use ...`), unless it only repeats the list of specs."""
+    return "" if specs in str(exc) else f" ({exc})"
 
 
 def _sinks(v: Any) -> Any:
@@ -132,8 +137,10 @@ def _sinks(v: Any) -> Any:
     for s in items:
         try:
             make_sink(s)
-        except BridgeError:
-            raise ValueError(f"a list of sink specs ({SINK_SPECS}); {s!r} is not one") from None
+        except BridgeError as exc:
+            raise ValueError(
+                f"a list of sink specs ({SINK_SPECS}); {s!r} is not one{_why(exc, SINK_SPECS)}"
+            ) from None
     return items
 
 

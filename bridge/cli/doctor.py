@@ -301,23 +301,20 @@ def check_window() -> Check:
     return Check(OK, "window", "preview window available")
 
 
-def check_file_sink() -> Check:
-    import cv2
-    import numpy as np
+def check_file_sink(folder: str | None = None) -> Check:
+    """Records two frames with the file sink itself (PyAV, as `--sink file:` and `auto` do) into
+    `folder` (a scratch folder by default) and removes them."""
+    from bridge.errors import BackendMissing, BridgeError
+    from bridge.sinks.file import probe
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "t.mp4")
-        w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 64))
-        ok = w.isOpened()
-        if ok:
-            w.write(np.zeros((64, 64, 3), np.uint8))
-        w.release()
-        ok = ok and os.path.getsize(path) > 0
-    if not ok:
-        return Check(
-            FAIL, "file", "OpenCV cannot write mp4 here", f"{pip()} install --force-reinstall opencv-python"
-        )
-    return Check(OK, "file", "mp4 recording works")
+        try:
+            size = probe(folder or tmp)
+        except BackendMissing:
+            return Check(FAIL, "file", "recording needs PyAV (`av`), which is missing", f"{pip()} install av")
+        except BridgeError as exc:
+            return Check(FAIL, "file", f"cannot record here: {exc}", f"{pip()} install --force-reinstall av")
+    return Check(OK, "file", f"recording works (.mp4, .mkv, .mov, .avi; a 2-frame probe: {size} bytes)")
 
 
 def check_osc_port(port: int) -> Check:

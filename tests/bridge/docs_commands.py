@@ -85,6 +85,8 @@ class Rule:
     not-here: a command for another OS or one that changes the machine (checked only as far as it can be)."""
     reason: str
     expect: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    """module: the environment it runs with here (e.g. CUDA hidden)."""
 
     def applies(self, command: DocCommand) -> bool:
         return re.search(self.match, command.text) is not None
@@ -96,11 +98,12 @@ class Plan:
 
     command: DocCommand
     action: str
-    """run | parse | expect-error | not-here | script | synopsis | unknown"""
+    """run | parse | expect-error | not-here | module | script | synopsis | unknown"""
     reason: str = ""
     argv: list[str] = field(default_factory=list)
     """The sd-bridge arguments (after the program name), as documented."""
     expect: str = ""
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def doc_files(root: Path = ROOT) -> list[Path]:
@@ -165,7 +168,7 @@ def plan(command: DocCommand, rules: list[Rule]) -> Plan:
         return Plan(command, "synopsis", "a usage synopsis: its options must exist", args)
     for rule in rules:
         if rule.applies(command):
-            return Plan(command, rule.action, rule.reason, args or [], rule.expect)
+            return Plan(command, rule.action, rule.reason, args or [], rule.expect, rule.env)
     if argv and argv[0] in CLIENTS:
         return Plan(command, "client", "talks to a daemon: sent to the test's daemon on its ports", argv)
     if argv and argv[0] == "./sd-bridge.sh":

@@ -115,6 +115,7 @@ def test_bad_input_is_one_line(tmp_path: Path, caplog, monkeypatch) -> None:
     for args, expected in [
         (["run", "--source", "webcam"], "key 'source' expects a source spec"),
         (["run", "--sink", "tv", "--engine", "passthrough"], "'tv' is not one"),
+        (["run", "--sink", "file:x.gif", "--engine", "passthrough"], "cannot record .gif; use .mp4, .mov"),
         (["run", "--width", "100"], "command line: key 'width' expects"),
         (["run", "--preset", "../../etc/passwd"], "passwd"),
         (["run", "--preset", "no-such-preset"], "not found"),

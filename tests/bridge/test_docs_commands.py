@@ -99,6 +99,9 @@ def test_documented_command(plan: dc.Plan, request: pytest.FixtureRequest) -> No
     if plan.action == "script":
         _check_script(plan, workdir, env)
         return
+    if plan.action == "module":
+        _check_module(plan, workdir, env)
+        return
     if plan.action == "client":
         daemon = request.getfixturevalue("daemon")
         r = _run(dc.to_daemon(plan.argv, daemon.osc_port, daemon.query_port), workdir, env)
@@ -152,6 +155,17 @@ def _check_not_here(plan: dc.Plan) -> None:
     )
     if embedded is not None:
         assert dc.dry_parse(argv[embedded + 1 :]) is None
+
+
+def _check_module(plan: dc.Plan, cwd: Path, env: dict[str, str]) -> None:
+    """`python -m MODULE ARGS` of this checkout, run with the rule's environment (e.g. CUDA hidden)."""
+    argv = plan.command.argv()
+    assert argv[:2] == ["python", "-m"], f"{plan.command.id}: not `python -m ...`"
+    before = sorted(p.name for p in cwd.iterdir())
+    r = _run([sys.executable, *argv[1:]], cwd, {**env, **plan.env})
+    assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, f"{plan.command.id}: {r.stderr}"
+    assert plan.expect in r.stdout, f"{plan.command.id}: expected {plan.expect!r}"
+    assert sorted(p.name for p in cwd.iterdir()) == before, f"{plan.command.id}: it left files behind"
 
 
 def _check_script(plan: dc.Plan, cwd: Path, env: dict[str, str]) -> None:

@@ -159,3 +159,22 @@ def test_doctor_on_a_cpu_build_names_the_installer_not_system_pip(nvidia_smi) ->
     assert check.fix == "install the CUDA build: SD_BRIDGE_TORCH=cu130 ./sd-bridge.sh doctor"
     fixes = [c.fix for c in doctor.run_checks(free_port()) if c.fix]
     assert not any(f.startswith("pip ") for f in fixes), fixes
+
+
+def test_doctor_checks_recording_with_the_file_sink_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `file` line records with PyAV, as `--sink file:` does (not with OpenCV's writer), and its fix
+    names this environment's pip and `av`."""
+    from bridge.cli import doctor
+
+    check = doctor.check_file_sink()
+    assert check.status == doctor.OK and "recording works" in check.detail, check
+    (tmp_path / "a-file").write_text("not a folder")
+    check = doctor.check_file_sink(str(tmp_path / "a-file" / "sub"))
+    assert check.status == doctor.FAIL and "cannot make the folder" in check.detail, check
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` raises ImportError, as without PyAV
+    check = doctor.check_file_sink()
+    assert check.status == doctor.FAIL and "PyAV" in check.detail, check
+    assert check.fix == f"{doctor.pip()} install av"
+    assert Path(doctor.pip().removesuffix(" -m pip")).name == Path(sys.executable).name

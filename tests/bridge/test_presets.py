@@ -31,6 +31,8 @@ def test_shipped_presets_load() -> None:
         ("t_index_list = [35, 99]", "t_index_list", "integers in [0, 49]"),
         ('source = "webcam"', "source", "a source spec"),
         ('sinks = ["vcam", "tv"]', "sinks", "'tv' is not one"),
+        ('sinks = ["file:x.gif"]', "sinks", "(file:x.gif: cannot record .gif; use .mp4, .mov, .mkv, .avi)"),
+        ('source = "screen:a"', "source", "(screen:a: expected a monitor number or a region x,y,w,h)"),
         ("filter = { enabled = true, speed = 3 }", "filter", "enabled, threshold, max_skip"),
         ("osc_port = 70000", "osc_port", "[0, 65535]"),
     ],
