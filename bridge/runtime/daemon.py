@@ -122,7 +122,7 @@ class Runtime:
         }
         self.store.add_check("model", self.control.check_model)
         self.store.add_check("preset", self.control.check_preset)
-        self._set_profile(engine)
+        self._prepare_engine(engine)
 
     def _capture_room(self, role: str, src: Source, deliver: Deliver, *, hold: bool) -> CaptureRoom:
         return CaptureRoom(
@@ -315,9 +315,13 @@ class Runtime:
             log.debug("closing %s: %s", thing.name, exc)
 
     # -- engine ---------------------------------------------------------------------------
-    def _set_profile(self, engine: FrameEngine) -> None:
+    def _prepare_engine(self, engine: FrameEngine) -> None:
+        """Set up an engine about to serve: profiling when asked, and prompts encoded on the engine's
+        own worker thread (issue 16.6), so a new prompt never costs the engine loop a frame."""
         if self.options.profile and hasattr(engine, "profile"):
             engine.profile = True  # type: ignore[attr-defined]
+        if hasattr(engine, "encode_in_background"):
+            engine.encode_in_background = True  # type: ignore[attr-defined]
 
     def _sync_store_from_config(self, config: EngineConfig) -> None:
         values: dict[str, Any] = {name: get(config) for name, get in PARAM_FROM_CONFIG.items()}

@@ -124,7 +124,7 @@ class RebuildRoom:
         engine, cfg, deferred = ready
         del ready
         rt.control.carry_over(engine)
-        rt._set_profile(engine)
+        rt._prepare_engine(engine)
         before = memory_now()
         old = weakref.ref(rt.engine) if _weakrefable(rt.engine) else None
         rt.engine, rt.config = engine, cfg

@@ -172,3 +172,38 @@ def test_the_runtimes_engine_thread_never_reads_the_device(tiny_models, cfg_type
     assert reads.reads() == {"scalar_reads": 0, "to_host": 0, "host_calls": 0}
     assert rt.faults["engine"] == 0 and sink.frames[-1].shape == (64, 64, 3)
     assert (engine.stats()["skipped"] > 0) == similarity_filter
+
+
+def test_a_new_prompt_is_encoded_off_the_engine_thread(tiny_models):
+    """Issue 16.6: the runtime's engines encode prompts on their own worker thread, so a prompt sent
+    over OSC never runs the text encoder on the engine loop (a lost frame per prompt on a GPU)."""
+    from daemon_helpers import ListSink, wait_for
+
+    from bridge.control.store import ParamStore
+    from bridge.runtime import Runtime, RuntimeOptions
+    from engine import EngineConfig
+    from engine.stream import StreamEngine
+
+    config = EngineConfig(model="random:tiny", width=64, height=64, prompt="a red fox")
+    engine = StreamEngine(tiny_models, config)
+    threads: list[str] = []
+    hook = engine.text_encoder.register_forward_hook(
+        lambda *_: threads.append(threading.current_thread().name)
+    )
+    store, sink = ParamStore(), ListSink()
+    rt = Runtime(
+        PatternSource(fps=60.0), [sink], engine, config, store=store, options=RuntimeOptions(fps=60.0)
+    )
+    rt.start()
+    try:
+        assert wait_for(lambda: len(sink.frames) >= 3, 60)
+        before = engine.stats()["prompt_encodes"]
+        store.set("prompt", "a blue whale in the snow")
+        assert wait_for(
+            lambda: engine.stats()["prompt_encodes"] > before and engine.prompt != "a red fox", 60
+        )
+    finally:
+        rt.stop()
+        hook.remove()
+    assert engine.encode_in_background
+    assert threads and not [t for t in threads if t == "sd-bridge-engine"], threads
