@@ -227,12 +227,18 @@ def fetch_files(config: EngineConfig, say: Progress) -> list[Path]:
         raise EngineError(str(exc)) from None
     for part in parts:
         if part.repo is not None:
-            folders.append(_local_or_hub(part.repo, list(part.files), say, list(part.ignore)))
+            folders.append(
+                _local_or_hub(part.repo, list(part.files), say, list(part.ignore), part.fetch_hint)
+            )
     return folders
 
 
 def _local_or_hub(
-    spec: str, patterns: list[str] | None, say: Progress, ignore: list[str] | None = None
+    spec: str,
+    patterns: list[str] | None,
+    say: Progress,
+    ignore: list[str] | None = None,
+    fetch_hint: str | None = None,
 ) -> Path:
     """A local folder as is, else the snapshot folder of a Hugging Face id (downloading if allowed)."""
     path = Path(spec).expanduser()
@@ -255,7 +261,7 @@ def _local_or_hub(
         )
     except Exception as exc:  # the hub raises many kinds; all mean "not here"
         reason = "offline and not in the local cache" if offline else _short(exc)
-        raise ModelNotAvailable(spec, reason) from None
+        raise ModelNotAvailable(spec, reason, fetch_hint) from None
     return Path(folder)
 
 

@@ -20,6 +20,7 @@ NET_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json")
 NET_IGNORE = ("*.fp16.*",)
 DEPTH_FILES = ("config.json", "*.safetensors", "*.safetensors.index.json")
 """What `DepthAnythingForDepthEstimation.from_pretrained(use_safetensors=True)` reads."""
+DEPTH_WHAT = "depth model"
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,18 @@ class HubPart:
     """One hub repository the ControlNet stack reads, and which of its files."""
 
     what: str
-    """e.g. `ControlNet 0 (depth)` or `depth model`"""
+    """e.g. `ControlNet 0 (depth)` or DEPTH_WHAT"""
     repo: str | None
     """None: an `auto` net whose pick waits for the base model's family (not known yet)"""
     files: tuple[str, ...]
     ignore: tuple[str, ...] = ()
+
+    @property
+    def fetch_hint(self) -> str:
+        """How to fetch it, for a one-line error (it is not a base model: `sd-bridge fetch ID` is wrong)."""
+        from ..errors import depth_fetch_hint, net_fetch_hint
+
+        return depth_fetch_hint() if self.what == DEPTH_WHAT else net_fetch_hint(self.repo or "NET")
 
 
 def slot_specs(config: EngineConfig) -> list[ControlNetSpec]:
@@ -87,5 +95,5 @@ def hub_parts(config: EngineConfig, base_spec: str, family: str | None) -> list[
             parts.append(HubPart(what, name, NET_FILES, NET_IGNORE))
     depth = resolve_depth_model(config.depth_model, base_spec)
     if uses_depth(specs) and on_hub(depth):
-        parts.append(HubPart("depth model", depth, DEPTH_FILES))
+        parts.append(HubPart(DEPTH_WHAT, depth, DEPTH_FILES))
     return parts

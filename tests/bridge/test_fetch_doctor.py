@@ -246,3 +246,40 @@ def test_fetch_list_and_doctor_count_the_nets(tmp_path: Path) -> None:
 def _doctor_presets(home: Path) -> str:
     doctor = _run(["doctor", "--osc-port", str(free_port())], home)
     return next(ln for ln in doctor.stdout.splitlines() if " presets " in ln)
+
+
+FETCH_FILES = """
+from bridge.fetch import preset_config
+from engine.models import fetch_files
+try:
+    print(*fetch_files(preset_config("depth-controlnet"), lambda msg: None), sep="\\n")
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}")
+"""
+
+
+def test_fetch_files_gets_the_nets_the_stack_loads(tmp_path: Path) -> None:
+    """What `sd-bridge fetch` downloads (engine.models.fetch_files), offline on a cache built on disk:
+    the model, TAESD, then the depth net picked for the model's family and the depth model."""
+    hub = tmp_path / "hf" / "hub"
+    for repo, files in [("stabilityai/sd-turbo", SD_TURBO), ("madebyollin/taesd", TAESD)]:
+        _fake_snapshot(hub, repo, files)
+
+    def fetch_files() -> str:
+        r = subprocess.run(
+            [sys.executable, "-c", FETCH_FILES],
+            env=offline_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    missing = fetch_files()
+    assert missing.startswith("ModelNotAvailable") and DEPTH_NET in missing, missing
+    assert f"sd-bridge fetch --controlnet PRE={DEPTH_NET}" in missing, "a net is not fetched as a base model"
+    net = _fake_snapshot(hub, DEPTH_NET, NET)
+    depth = _fake_snapshot(hub, DEPTH_MODEL, DEPTH)
+    folders = fetch_files().splitlines()
+    assert len(folders) == 4 and folders[2:] == [str(net), str(depth)], folders
