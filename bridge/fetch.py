@@ -1,6 +1,7 @@
 """What a model or a preset needs from Hugging Face, whether it is in the local cache, and its size.
 
-The file lists are the engine loader's own (engine.models.model_files, TINY_VAE_FILES, LORA_FILES),
+The file lists and picks are the engine loader's own (engine.models.model_files, TINY_VAE_FILES,
+LORA_FILES; engine.controlnet.hub for ControlNets and the depth model),
 so what `sd-bridge fetch` downloads and what `doctor` calls cached is exactly what a run reads.
 """
 
@@ -23,7 +24,7 @@ class Need:
 
     repo: str
     what: str
-    """model | tiny VAE (TAESD) | LCM-LoRA"""
+    """model | tiny VAE (TAESD) | LCM-LoRA | ControlNet N (PREPROCESSOR) | depth model"""
     files: tuple[str, ...]
     """allow-patterns, as snapshot_download takes them"""
     required: tuple[str, ...]
@@ -64,9 +65,10 @@ def needs(config: EngineConfig, cache_dir: Path | None = None) -> list[Need]:
 
     spec = config.model.strip()
     if spec.startswith("random:"):
-        return []
+        return controlnet_needs(config, "other")  # random nets and depth unless named
     out: list[Need] = []
     family = "sd15"  # until the model's own config says otherwise (choose_lcm_lora skips turbo/LCM names)
+    known_family: str | None = "other"  # for the ControlNets' `auto` pick; None: the model is not cached
     if _is_hub_id(spec) and not spec.lower().endswith(".safetensors"):
         fp16 = _uses_fp16(config)
         parts = model_parts(config.vae)
@@ -74,11 +76,16 @@ def needs(config: EngineConfig, cache_dir: Path | None = None) -> list[Need]:
         ignore = IGNORED if fp16 else (*IGNORED, "*.fp16.*")
         out.append(Need(spec, "model", tuple(model_files(config.vae, fp16)), required, ignore))
         folder = cached_folder(out[-1], cache_dir)
-        unet = folder / "unet" / "config.json" if folder else None
-        if unet is not None and unet.is_file():
-            family = FAMILIES.get(
-                json.loads(unet.read_text(encoding="utf-8")).get("cross_attention_dim"), "other"
-            )
+    else:  # a local folder holds its own config; random and single-file models have no unet/ folder
+        folder = Path(spec).expanduser() if Path(spec).expanduser().is_dir() else None
+    unet = folder / "unet" / "config.json" if folder else None
+    if unet is not None and unet.is_file():
+        family = FAMILIES.get(
+            json.loads(unet.read_text(encoding="utf-8")).get("cross_attention_dim"), "other"
+        )
+        known_family = family
+    elif out:  # a hub model not cached yet
+        known_family = None
     if config.vae == "tiny" and _is_hub_id(config.tiny_vae):
         out.append(Need(config.tiny_vae, "tiny VAE (TAESD)", tuple(TINY_VAE_FILES), ("*.safetensors",)))
     try:
@@ -87,7 +94,25 @@ def needs(config: EngineConfig, cache_dir: Path | None = None) -> list[Need]:
         lora = None
     if lora is not None and _is_hub_id(lora):
         out.append(Need(lora, "LCM-LoRA", tuple(LORA_FILES), ("*.safetensors",)))
-    return out
+    return out + controlnet_needs(config, known_family)
+
+
+UNPICKED = "auto"
+"""The repo of an `auto` ControlNet while the base model's family is unknown: never cached."""
+
+
+def controlnet_needs(config: EngineConfig, family: str | None) -> list[Need]:
+    """The nets and depth model `config`'s ControlNet slots load, as the stack resolves them."""
+    from engine.controlnet.hub import hub_parts
+
+    try:
+        parts = hub_parts(config, config.model.strip(), family)
+    except ValueError:  # no net for this family, too many slots: the run says why; nothing to fetch
+        return []
+    return [
+        Need(p.repo or UNPICKED, p.what, p.files, ("config.json", "*.safetensors"), (*IGNORED, *p.ignore))
+        for p in parts
+    ]
 
 
 def cached_folder(need: Need, cache_dir: Path | None = None) -> Path | None:
@@ -105,7 +130,7 @@ def cached_folder(need: Need, cache_dir: Path | None = None) -> Path | None:
 
 def is_cached(need: Need, cache_dir: Path | None = None) -> bool:
     """Whether the cache holds a complete copy: a snapshot with a file for every required glob."""
-    folder = cached_folder(need, cache_dir)
+    folder = None if need.repo == UNPICKED else cached_folder(need, cache_dir)
     return folder is not None and all(any(folder.glob(g)) for g in need.required)
 
 

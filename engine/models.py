@@ -198,7 +198,8 @@ LORA_FILES = ["*.safetensors", "*.json"]
 
 def fetch_files(config: EngineConfig, say: Progress) -> list[Path]:
     """Download (or find in the cache) everything `load_models(config)` will read from the hub: the
-    model's parts, TAESD, and the LCM-LoRA `lcm_lora` chooses for it; return the folders. The files
+    model's parts, TAESD, the LCM-LoRA `lcm_lora` chooses for it, and the ControlNets and depth model
+    its `controlnets` load (`auto` picked for the model's family); return the folders. The files
     and the choices are the loader's own, so what `sd-bridge fetch` gets is what a run then needs."""
     import json
 
@@ -218,11 +219,26 @@ def fetch_files(config: EngineConfig, say: Progress) -> list[Path]:
     lora = None if spec.startswith("random:") else choose_lcm_lora(config.lcm_lora, spec, family)
     if lora is not None and not Path(lora).expanduser().is_file():
         folders.append(_local_or_hub(lora, LORA_FILES, say))
+    from .controlnet.hub import hub_parts  # the ControlNet stack's own picks (engine.controlnet imports us)
+
+    try:
+        parts = hub_parts(config, spec, family)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
+    for part in parts:
+        if part.repo is not None:
+            folders.append(
+                _local_or_hub(part.repo, list(part.files), say, list(part.ignore), part.fetch_hint)
+            )
     return folders
 
 
 def _local_or_hub(
-    spec: str, patterns: list[str] | None, say: Progress, ignore: list[str] | None = None
+    spec: str,
+    patterns: list[str] | None,
+    say: Progress,
+    ignore: list[str] | None = None,
+    fetch_hint: str | None = None,
 ) -> Path:
     """A local folder as is, else the snapshot folder of a Hugging Face id (downloading if allowed)."""
     path = Path(spec).expanduser()
@@ -245,7 +261,7 @@ def _local_or_hub(
         )
     except Exception as exc:  # the hub raises many kinds; all mean "not here"
         reason = "offline and not in the local cache" if offline else _short(exc)
-        raise ModelNotAvailable(spec, reason) from None
+        raise ModelNotAvailable(spec, reason, fetch_hint) from None
     return Path(folder)
 
 

@@ -1,4 +1,5 @@
-"""`sd-bridge fetch [MODEL | --preset NAME]`: download everything a model or preset needs, before the show.
+"""`sd-bridge fetch [MODEL | --preset NAME] [--controlnet PRE[=NET]]`: download everything a model or preset
+needs (its ControlNets and the depth model too), before the show.
 
 Into the normal Hugging Face cache (HF_HOME), with a progress bar per file; an interrupted fetch
 resumes where it stopped when run again. `--list` says what is needed and what is cached, offline.
@@ -8,10 +9,13 @@ from __future__ import annotations
 
 import typer
 
+UNPICKED_TEXT = "auto, the net for the model's family (picked once the model is cached)"
+
 
 def register(app: typer.Typer) -> None:
     app.command(
-        help="Download what a model or preset needs (UNet, text encoder, tokenizer, TAESD, LCM-LoRA)."
+        help="Download what a model or preset needs (UNet, text encoder, tokenizer, TAESD, LCM-LoRA, "
+        "ControlNets, depth model)."
     )(fetch)
 
 
@@ -20,10 +24,18 @@ def fetch(
         None, help="A Hugging Face id (default: the default model, stabilityai/sd-turbo)."
     ),
     preset: str = typer.Option(None, "--preset", "-p", help="Fetch what this preset needs (NAME or PATH)."),
+    controlnet: list[str] = typer.Option(
+        None,
+        "--controlnet",
+        help="Also fetch this ControlNet, as `run --controlnet` names it: PREPROCESSOR[=NET][@SCALE] "
+        "(repeatable; replaces a preset's nets, as in run). A depth net brings the depth model.",
+    ),
     list_only: bool = typer.Option(False, "--list", help="Only list what is needed and what is cached."),
 ) -> None:
+    from bridge.control.controlnet_params import controlnets_from_preset
+    from bridge.control.params import ParamError
     from bridge.errors import BridgeError
-    from bridge.fetch import human, is_cached, needs, preset_config, remote_size
+    from bridge.fetch import UNPICKED, human, is_cached, needs, preset_config, remote_size
     from bridge.runtime.settings import DEFAULT_MODEL
     from engine import EngineConfig
 
@@ -32,7 +44,9 @@ def fetch(
         raise typer.Exit(2)
     try:
         config = preset_config(preset) if preset else EngineConfig(model=model or DEFAULT_MODEL)
-    except BridgeError as exc:
+        if controlnet:
+            config.controlnets = controlnets_from_preset(list(controlnet), "--controlnet")
+    except (BridgeError, ParamError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     wanted = needs(config)
@@ -42,17 +56,21 @@ def fetch(
     missing = [n for n in wanted if not is_cached(n)]
     for n in wanted:
         state = "cached" if n not in missing else "not cached"
-        typer.echo(f"{n.repo} ({n.what}): {state}")
+        typer.echo(f"{n.what}: {UNPICKED_TEXT}" if n.repo == UNPICKED else f"{n.repo} ({n.what}): {state}")
     if list_only or not missing:
         if not missing:
             typer.echo(f"everything {preset or config.model} needs is cached: it runs offline")
         return
     from engine.models import is_offline
 
+    command = " ".join(
+        [f"--preset {preset}" if preset else config.model, *(f"--controlnet {c}" for c in controlnet or [])]
+    )
     if is_offline():
         typer.echo(
             "error: offline (HF_HUB_OFFLINE is set), so nothing can be fetched: unset it and run "
-            f"`sd-bridge fetch {'--preset ' + preset if preset else config.model}` again, while online",
+            f"`sd-bridge fetch {command}` again, while online (missing: "
+            f"{', '.join(n.repo if n.repo != UNPICKED else n.what for n in missing)})",
             err=True,
         )
         raise typer.Exit(1)
@@ -60,7 +78,10 @@ def fetch(
     from engine.models import fetch_files
 
     for n in missing:
-        typer.echo(f"fetching {n.repo} ({n.what}), {human(remote_size(n))}")
+        if n.repo == UNPICKED:
+            typer.echo(f"fetching {n.what}: {UNPICKED_TEXT}")
+        else:
+            typer.echo(f"fetching {n.repo} ({n.what}), {human(remote_size(n))}")
     try:
         folders = fetch_files(config, say=lambda msg: typer.echo(f"  {msg}"))
     except EngineError as exc:
@@ -68,5 +89,8 @@ def fetch(
         raise typer.Exit(1) from None
     for folder in folders:
         typer.echo(f"  in {folder}")
-    how = f"--preset {preset}" if preset else f"--model {config.model}"
+    how = " ".join(
+        [f"--preset {preset}" if preset else f"--model {config.model}"]
+        + [f"--controlnet {c}" for c in controlnet or []]
+    )
     typer.echo(f"done: `sd-bridge run {how}` now runs offline")

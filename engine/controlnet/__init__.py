@@ -49,20 +49,16 @@ def build_stack(models: Models, config: EngineConfig, progress=None) -> ControlN
     """Load every net of `config.controlnets` (and the depth model if a slot uses it) for `models`."""
     from ..errors import EngineError
     from .depth import DepthEstimator, resolve_depth_model
+    from .hub import resolve_slots
     from .nets import load_controlnet
-    from .spec import resolve_model
     from .stack import ControlNetStack, ControlUnit
 
-    specs = list(config.controlnets)
-    if len(specs) > MAX_CONTROLNETS:
-        raise EngineError(f"at most {MAX_CONTROLNETS} ControlNets at once, got {len(specs)}")
+    try:
+        slots = resolve_slots(config, models.spec, models.family)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
     units = []
-    for i, raw in enumerate(specs):
-        spec = raw if isinstance(raw, ControlNetSpec) else spec_from_dict(dict(raw), f"controlnets[{i}]")
-        try:
-            name = resolve_model(spec, models.spec, models.family)
-        except ValueError as exc:
-            raise EngineError(str(exc)) from None
+    for i, (spec, name) in enumerate(slots):
         if progress:
             progress(f"loading ControlNet {i}: {name}")
         units.append(ControlUnit(model=name, net=load_controlnet(name, models), live=spec.live()))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import ModelNotAvailable
+from ..errors import ModelNotAvailable, depth_fetch_hint
 from ..models import is_offline
 
 RANDOM_DEPTH = "random:depth"
@@ -118,4 +118,4 @@ def _load(spec: str, dtype: torch.dtype) -> torch.nn.Module:
         )
     except Exception as exc:  # missing offline, unknown id, a folder without weights
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise ModelNotAvailable(spec, first) from None
+        raise ModelNotAvailable(spec, first, depth_fetch_hint()) from None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import EngineError, ModelNotAvailable
+from ..errors import EngineError, ModelNotAvailable, net_fetch_hint
 from ..models import Models, family_of, is_offline
 from .spec import RANDOM_NET
 
@@ -100,4 +100,4 @@ def _load_pretrained_quietly(spec: str, dtype: torch.dtype) -> torch.nn.Module:
         raise
     except Exception as exc:  # the hub and diffusers raise many kinds; all mean "cannot have it"
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise ModelNotAvailable(spec, first) from None
+        raise ModelNotAvailable(spec, first, net_fetch_hint(spec)) from None

@@ -39,6 +39,10 @@ SD_TURBO = {
     "text_encoder/model.safetensors": "weights",
 }
 TAESD = {"config.json": "{}", "diffusion_pytorch_model.safetensors": "weights"}
+DEPTH_NET = "thibaud/controlnet-sd21-depth-diffusers"  # `auto` depth net on sd-turbo (SD2.1 family)
+DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+NET = {"config.json": "{}", "diffusion_pytorch_model.safetensors": "weights"}
+DEPTH = {"config.json": "{}", "model.safetensors": "weights"}
 
 
 def _run(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -178,3 +182,104 @@ def test_doctor_checks_recording_with_the_file_sink_itself(
     assert check.status == doctor.FAIL and "PyAV" in check.detail, check
     assert check.fix == f"{doctor.pip()} install av"
     assert Path(doctor.pip().removesuffix(" -m pip")).name == Path(sys.executable).name
+
+
+def test_a_controlnet_preset_needs_its_net_and_the_depth_model(tmp_path: Path) -> None:
+    """The `auto` net is the one the stack picks for the cached model's family; before the model is
+    cached it waits for it; the depth preprocessor brings the depth model; random models need none."""
+    hub = tmp_path / "hf" / "hub"
+    before = needs(preset_config("depth-controlnet"), hub)
+    assert [(n.repo, n.what) for n in before][2:] == [
+        ("auto", "ControlNet 0 (depth)"),
+        (DEPTH_MODEL, "depth model"),
+    ]
+    assert not is_cached(before[2], hub)
+    _fake_snapshot(hub, "stabilityai/sd-turbo", SD_TURBO)
+    after = needs(preset_config("depth-controlnet"), hub)
+    assert [(n.repo, n.what) for n in after][2:] == [
+        (DEPTH_NET, "ControlNet 0 (depth)"),
+        (DEPTH_MODEL, "depth model"),
+    ]
+    net, depth = after[2:]
+    assert "*.safetensors" in net.files and "*.fp16.*" in net.ignore, "the loader reads the plain weights"
+    assert not is_cached(net, hub)
+    _fake_snapshot(hub, DEPTH_NET, NET)
+    assert is_cached(net, hub)
+    _fake_snapshot(hub, DEPTH_MODEL, DEPTH)
+    assert is_cached(depth, hub)
+    sd15 = needs(EngineConfig(model="random:sd15", controlnets=[{"preprocessor": "depth"}]))
+    assert sd15 == [], "random base models get the random net and depth model"
+    named = needs(
+        EngineConfig(model="random:sd15", controlnets=[{"model": "some/net", "preprocessor": "canny"}])
+    )
+    assert [(n.repo, n.what) for n in named] == [("some/net", "ControlNet 0 (canny)")]
+
+
+def test_fetch_list_and_doctor_count_the_nets(tmp_path: Path) -> None:
+    hub = tmp_path / "hf" / "hub"
+    for repo, files in [("stabilityai/sd-turbo", SD_TURBO), ("madebyollin/taesd", TAESD)]:
+        _fake_snapshot(hub, repo, files)
+    listed = _run(["fetch", "--preset", "depth-controlnet", "--list"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert f"{DEPTH_NET} (ControlNet 0 (depth)): not cached" in listed.stdout, listed.stdout
+    assert f"{DEPTH_MODEL} (depth model): not cached" in listed.stdout, listed.stdout
+    offline = _run(["fetch", "--preset", "depth-controlnet"], tmp_path)
+    errors = offline.stderr.strip().splitlines()
+    assert offline.returncode == 1 and len(errors) == 1, offline.stderr
+    assert "sd-bridge fetch --preset depth-controlnet" in errors[0] and DEPTH_NET in errors[0], errors
+    assert "stabilityai/sd-turbo," not in errors[0], "only what is missing is named"
+    presets = _doctor_presets(tmp_path)
+    assert "depth-controlnet" in presets.split("not cached:")[1], presets
+    _fake_snapshot(hub, DEPTH_NET, NET)
+    _fake_snapshot(hub, DEPTH_MODEL, DEPTH)
+    assert "depth-controlnet" in _doctor_presets(tmp_path).split("not cached:")[0]
+    cli = _run(["fetch", "--controlnet", "depth", "--controlnet", "canny=some/net", "--list"], tmp_path)
+    assert cli.returncode == 0, cli.stderr
+    assert f"{DEPTH_NET} (ControlNet 0 (depth)): cached" in cli.stdout, cli.stdout
+    assert "some/net (ControlNet 1 (canny)): not cached" in cli.stdout, cli.stdout
+    assert f"{DEPTH_MODEL} (depth model): cached" in cli.stdout, cli.stdout
+    bad = _run(["fetch", "--controlnet", "sketch", "--list"], tmp_path)
+    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    assert "preprocessor must be one of" in bad.stderr
+
+
+def _doctor_presets(home: Path) -> str:
+    doctor = _run(["doctor", "--osc-port", str(free_port())], home)
+    return next(ln for ln in doctor.stdout.splitlines() if " presets " in ln)
+
+
+FETCH_FILES = """
+from bridge.fetch import preset_config
+from engine.models import fetch_files
+try:
+    print(*fetch_files(preset_config("depth-controlnet"), lambda msg: None), sep="\\n")
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}")
+"""
+
+
+def test_fetch_files_gets_the_nets_the_stack_loads(tmp_path: Path) -> None:
+    """What `sd-bridge fetch` downloads (engine.models.fetch_files), offline on a cache built on disk:
+    the model, TAESD, then the depth net picked for the model's family and the depth model."""
+    hub = tmp_path / "hf" / "hub"
+    for repo, files in [("stabilityai/sd-turbo", SD_TURBO), ("madebyollin/taesd", TAESD)]:
+        _fake_snapshot(hub, repo, files)
+
+    def fetch_files() -> str:
+        r = subprocess.run(
+            [sys.executable, "-c", FETCH_FILES],
+            env=offline_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    missing = fetch_files()
+    assert missing.startswith("ModelNotAvailable") and DEPTH_NET in missing, missing
+    assert f"sd-bridge fetch --controlnet PRE={DEPTH_NET}" in missing, "a net is not fetched as a base model"
+    net = _fake_snapshot(hub, DEPTH_NET, NET)
+    depth = _fake_snapshot(hub, DEPTH_MODEL, DEPTH)
+    folders = fetch_files().splitlines()
+    assert len(folders) == 4 and folders[2:] == [str(net), str(depth)], folders

@@ -77,3 +77,5 @@ def test_a_net_that_is_not_there_offline_is_one_line(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr and "Warning" not in r.stderr, r.stderr
     errors = [ln for ln in r.stderr.splitlines() if "someone/missing-net" in ln]
     assert len(errors) == 1 and "not available" in errors[0], r.stderr
+    assert "sd-bridge fetch --controlnet PRE=someone/missing-net" in errors[0], "a net is no base model"
+    assert "sd-bridge fetch someone/missing-net" not in errors[0], errors[0]

@@ -194,8 +194,13 @@ def test_a_depth_model_that_cannot_load_refuses_only_that_value(tiny_models, fra
     eng = StreamEngine(tiny_models, config)
     eng.set_controlnets(build_stack(tiny_models, config))
     before = eng(frames[0])
-    with pytest.raises(ValueError, match="depth preprocessor cannot load its model.*someone/missing-depth"):
+    with pytest.raises(
+        ValueError, match="depth preprocessor cannot load its model.*someone/missing-depth"
+    ) as info:
         eng.update(controlnets=[{"preprocessor": "depth"}])
+    assert "sd-bridge fetch --preset NAME" in str(info.value) and "sd-bridge fetch someone" not in str(
+        info.value
+    )
     assert eng.controlnets.units[0].live["preprocessor"] == "canny" and eng.controlnets.depth is None
     assert torch.equal(eng(frames[0]), before)
 
