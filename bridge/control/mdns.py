@@ -22,6 +22,10 @@ log = logging.getLogger("bridge.mdns")
 SERVICE_TYPE = "_oscjson._tcp.local."
 
 
+WITHDRAW_WAIT_S = 0.3
+"""How long closing an announcement waits for its withdrawal (the rest goes on in the background)."""
+
+
 class Advertisement:
     """A running announcement; `close()` withdraws it. `backend` says how it is made."""
 
@@ -37,10 +41,22 @@ class Advertisement:
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def close(self) -> None:
+    def close(self, wait: float = WITHDRAW_WAIT_S) -> None:
+        """Withdraw the announcement, waiting at most `wait` seconds for it.
+
+        zeroconf's goodbye (and a registration still probing) takes a second or more; a daemon that
+        is stopping must not wait for it (a show's Ctrl-C, or a plugin's clean stop that turns into a
+        SIGTERM after 2 s). The withdrawal goes on in the background while the process lives; if it
+        exits first, browsers drop the record when its TTL runs out.
+        """
         if self._closed:
             return
         self._closed = True
+        withdraw = threading.Thread(target=self._withdraw, name="mdns-withdraw", daemon=True)
+        withdraw.start()
+        withdraw.join(wait)
+
+    def _withdraw(self) -> None:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
         for closer in reversed(self._closers):

@@ -176,3 +176,25 @@ def test_oscquery_obeys_the_allow_list():
         fetch(srv.query_address, "/?HOST_INFO")
     with OscServer(ParamStore(), port=0, query_port=0, advertise=False, allow=["127.0.0.1"]) as srv:
         assert fetch(srv.query_address, "/?HOST_INFO")[0] == 200
+
+
+def test_closing_an_announcement_does_not_wait_for_the_goodbye():
+    """zeroconf's goodbye takes a second or more; a stopping daemon leaves without it (a plugin's
+    clean stop turns into a SIGTERM after 2 s), and the withdrawal still runs in the background."""
+    import threading
+
+    from bridge.control import mdns
+
+    release, withdrawn = threading.Event(), threading.Event()
+
+    def slow_goodbye() -> None:
+        release.wait(10)
+        withdrawn.set()
+
+    ad = mdns.Advertisement("zeroconf")
+    ad._closers.append(slow_goodbye)
+    ad.close(wait=0.05)
+    assert not withdrawn.is_set()  # close() came back while the goodbye was still going
+    release.set()
+    assert withdrawn.wait(5)  # ...and the goodbye went out all the same
+    ad.close()  # closing twice is harmless
