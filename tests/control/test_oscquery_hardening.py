@@ -71,7 +71,9 @@ def test_slowloris_clients_neither_block_a_get_nor_pile_up_threads(http):
         for _ in range(5):
             assert get(http.address)["OSC_PORT"] == 7000  # answered while 50 slow clients hang on
             peak = max(peak, threading.active_count())
-        assert peak - threads_before <= CAP + 2, (threads_before, peak)  # the feeder + serve thread
+        # the feeder, the serve thread, and a handler or two whose connection was just closed to make
+        # room for a newer one and that is still finishing: bounded, not one thread per client
+        assert peak - threads_before <= CAP + 4, (threads_before, peak)
         # Each slow client is cut within the connection timeout, however it trickles.
         assert all(closed_by_server(s, TIMEOUT * 4) for s in slow)
     finally:
