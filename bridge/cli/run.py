@@ -337,8 +337,10 @@ def _run(
     what = f"{kind} {config.model}" if kind == "stream" else kind
     signals.stop = runtime.stop_event
     signals.starting = False
-    if signals.received is not None:  # a signal just as start-up ended
-        runtime.stop_event.set()
+    if signals.received is not None:  # a signal during start-up that the model load did not see
+        if osc is not None:
+            osc.stop()
+        raise StopRequested()  # nothing is running yet: leave as a signal during the load does
     log.info("running: %s -> %s -> %s (Ctrl-C stops)", src.name, what, outs)
     runtime.start()
     try:

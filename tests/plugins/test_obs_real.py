@@ -233,6 +233,9 @@ def test_the_script_in_a_real_obs(rig: dict[str, Any], tmp_path: Path) -> None:
         assert props["preset"]["items"][0] == ["(none)", ""]
 
         # -- a changed setting arrives once; the seed waits for typing to pause -----------------------
+        # First the daemon's first answer, which gets the whole panel once more: after it, a change
+        # made now is the only send of its value.
+        obs.wait_log(r"connected to 127\.0\.0\.1:", 60)
         obs.do("update", values={"guidance": 4.5})
         obs.do("update", values={"guidance": 4.5, "delta": 0.5})  # another field: guidance unchanged
         for typed in (1, 12, 123, 4321):  # typing 4321 digit by digit
