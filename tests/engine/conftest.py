@@ -6,16 +6,13 @@ import pytest
 import torch
 
 from engine import EngineConfig
-from engine.models import load_models
 from engine.stream import StreamEngine
-
-BASE = dict(model="random:tiny", width=64, height=64, prompt="a red fox", negative_prompt="blurry", seed=3)
+from tests.tiny_models import BASE, load_tiny_models
 
 
 @pytest.fixture(scope="session")
 def tiny_models():
-    torch.set_num_threads(1)  # tiny convs: threads only contend on a shared 2-core machine
-    return load_models(EngineConfig(**BASE))
+    return load_tiny_models()
 
 
 @pytest.fixture
