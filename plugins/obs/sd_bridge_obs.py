@@ -515,6 +515,8 @@ class Link:
         self.connected = False
         self.unanswered = 0
         self.last_answer = -1e9  # the last answer came from the old target
+        self.last_status, self.last_error = "", ""  # ...and so did what the panel shows
+        self.stats.clear()
         self.notes.append(f"now sending to {self.host}:{self.port}")
         return True
 

@@ -339,9 +339,11 @@ def test_send_errors_and_connection_changes_reach_the_log(obs_script, capsys):
 def test_a_late_reply_from_the_previous_target_is_not_the_new_one(obs_script):
     _store, server, _settings = obs_script
     link = script._link
-    link.poll(now=1000.0)  # asks the daemon for its status...
+    link.poll(now=1000.0)  # asks the daemon for its status: the panel shows it
+    assert wait_for(lambda: link.poll(now=1000.0) >= 0 and link.last_status != ""), "no status"
+    link.send("/sd/status", [])  # asks again...
     assert select.select([link.sock], [], [], 5)[0], "no reply"  # ...whose reply is on its way...
     link.retarget("127.0.0.1", _free_port())  # ...when the user picks another port
     link.poll(now=1000.5)
     assert not link.connected and not link.answering()
-    assert link.last_status == ""
+    assert link.last_status == "" and link.stats == {}  # nothing shown is the old daemon's
