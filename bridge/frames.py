@@ -5,7 +5,7 @@ convert into that once (from BGRA, BGR, RGBA), sinks convert out of it once. Onl
 crosses into tensors: `TensorBridge.to_tensor` stacks a batch, uploads it (on CUDA through one of
 two pinned staging buffers with a non-blocking copy, so the upload overlaps the previous frame's
 compute) and scales to [0, 1]; `TensorBridge.download` starts the way back without waiting and
-hands a `PendingFrames` to whoever needs the pixels (the output thread), which waits for them.
+hands a `PendingFrames` to whoever needs the pixels (a sink's thread), which waits for them.
 `to_uint8` is the synchronous way back (download + wait), kept for callers without threads.
 """
 
@@ -207,7 +207,7 @@ class TensorBridge:
     block from torch's caching host allocator, so with the runtime's one-slot hand-off two or three
     blocks alternate, and a reader that fell behind never sees its pixels overwritten.
     On the CPU the conversion is done in numpy, single-threaded, by `PendingFrames.images()` (i.e.
-    in the output thread): torch's intra-op thread pool contends with the capture and output
+    in a sink's thread): torch's intra-op thread pool contends with the capture and sink
     threads and made these small ops ~30x slower on a busy 2-core machine.
     """
 

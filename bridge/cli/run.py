@@ -346,7 +346,7 @@ def _run(
     try:
         _main_loop(runtime, seconds, quiet)
     finally:
-        # Sinks are closed by the output thread; an engine call in flight (a second or more on a CPU)
+        # Sinks are closed by their own threads; an engine call in flight (a second or more on a CPU)
         # holds nothing to close, so it is not waited for.
         runtime.stop(timeout=1.0, engine_timeout=0.05)
         runtime.close_windows()

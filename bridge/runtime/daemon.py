@@ -37,7 +37,7 @@ from engine import EngineConfig, FrameEngine
 
 from .capture import CaptureRoom, Deliver
 from .control import PARAM_FROM_CONFIG, ControlRoom
-from .engine_loop import EngineLoop, EngineOutput
+from .engine_loop import EngineLoop
 from .engines import EngineFactory, one_line
 from .log import OnceLog, log
 from .output import OutputRoom
@@ -96,7 +96,6 @@ class Runtime:
         self._in: LatestSlot[Frame] = LatestSlot()
         self._aux_in: dict[str, LatestSlot[np.ndarray]] = {n: LatestSlot() for n in self.aux_sources}
         self._next_index = 0
-        self._out: LatestSlot[EngineOutput] = LatestSlot()
         self._stats = RollingStats()
         self._size = (config.width, config.height)
         self._fit: Fit = self.options.fit
@@ -238,12 +237,8 @@ class Runtime:
     def stats(self) -> dict[str, Any]:
         """Everything the status line and OSC status replies show. Safe from any thread."""
         lat = self._stats.percentiles()
-        try:
-            eng = dict(self.engine.stats())
-        except Exception:  # an engine's stats must never break a status reply
-            eng = {}
-        frames, skipped = int(eng.get("frames", 0) or 0), int(eng.get("skipped", 0) or 0)
-        dropped = {"capture": self._in.dropped, "output": self._out.dropped}
+        eng = self._engine_stats()
+        dropped = self._dropped()
         source = self.capture.health()
         return {
             "fps": round(self._stats.fps(), 2),
@@ -251,7 +246,7 @@ class Runtime:
             "frames_out": self.frames_out,
             "dropped": sum(dropped.values()),
             "dropped_by_stage": dropped,
-            "skip_rate": round(skipped / frames, 4) if frames else 0.0,
+            "skip_rate": _skip_rate(eng),
             "latency_ms": lat,
             "latency_p50_ms": lat["e2e"]["p50"],
             "latency_p95_ms": lat["e2e"]["p95"],
@@ -262,9 +257,7 @@ class Runtime:
             "model": self.config.model,
             "width": self.config.width,
             "height": self.config.height,
-            "bypass": self.bypass,
-            "pause": self.pause,
-            "rebuilding": self.rebuild.busy,
+            **self._flags(),
             "rebuilds": self.rebuilds,
             "source": source,
             "source_down": 0 if source["up"] else 1,
@@ -274,21 +267,36 @@ class Runtime:
             "uptime_s": round(time.perf_counter() - self._t_start, 2),
         }
 
+    def _engine_stats(self) -> dict[str, Any]:
+        try:
+            return dict(self.engine.stats())
+        except Exception:  # an engine's stats must never break a status reply
+            return {}
+
+    def _dropped(self) -> dict[str, int]:
+        return {"capture": self._in.dropped, "output": self.output.dropped}
+
     def status_line(self) -> str:
-        s = self.stats()
-        flags = "".join(f" [{f}]" for f in ("bypass", "pause", "rebuilding") if s[f])
-        if s["source_down"]:
-            flags += f" [source down {s['source']['down_s']:.0f} s]"
-        if not s["frames_out"]:  # a slow engine on a CPU takes seconds: say so rather than look dead
-            return (
-                f"computing the first frame... ({s['uptime_s']:.0f} s) | {s['engine']} "
-                f"{s['width']}x{s['height']}{flags}"
-            )
+        """The one-line summary the console and the preview show. It reads only what it prints (not
+        `stats()`): the sinks' threads build it up to 10 times a second while the engine runs."""
+        flags = "".join(f" [{name}]" for name, on in self._flags().items() if on)
+        source = self.capture.health()
+        if not source["up"]:
+            flags += f" [source down {source['down_s']:.0f} s]"
+        size = f"{self.config.width}x{self.config.height}"
+        if not self.frames_out:  # a slow engine on a CPU takes seconds: say so rather than look dead
+            uptime = time.perf_counter() - self._t_start
+            return f"computing the first frame... ({uptime:.0f} s) | {self.engine_name} {size}{flags}"
+        p50, p95 = self._stats.quantiles("e2e", (0.5, 0.95))
+        skip = _skip_rate(self._engine_stats())
         return (
-            f"{s['fps']:5.1f} fps | e2e p50 {s['latency_p50_ms']:.0f} ms p95 {s['latency_p95_ms']:.0f} ms"
-            f" | skip {s['skip_rate'] * 100:.0f}% | dropped {s['dropped']} | out {s['frames_out']}"
-            f" | {s['engine']} {s['width']}x{s['height']}{flags}"
+            f"{self._stats.fps():5.1f} fps | e2e p50 {p50:.0f} ms p95 {p95:.0f} ms"
+            f" | skip {skip * 100:.0f}% | dropped {sum(self._dropped().values())} | out {self.frames_out}"
+            f" | {self.engine_name} {size}{flags}"
         )
+
+    def _flags(self) -> dict[str, bool]:
+        return {"bypass": self.bypass, "pause": self.pause, "rebuilding": self.rebuild.busy}
 
     # -- capture ----------------------------------------------------------------------------
     def _put_frame(self, image: np.ndarray, t0: float) -> None:
@@ -331,6 +339,13 @@ class Runtime:
             with contextlib.suppress(ValueError):
                 self.store.set(name, v, origin="config")
         self.store.drain()
+
+
+def _skip_rate(engine_stats: dict[str, Any]) -> float:
+    """The share of frames the similarity filter skipped, from an engine's counters."""
+    frames = int(engine_stats.get("frames", 0) or 0)
+    skipped = int(engine_stats.get("skipped", 0) or 0)
+    return round(skipped / frames, 4) if frames else 0.0
 
 
 def _to_slot(slot: LatestSlot[np.ndarray]) -> Deliver:

@@ -2,7 +2,7 @@
 
 One thread, the only one that calls the engine. Each step: drain the live parameters (control),
 swap in an engine the rebuild room finished (a pointer change), take a batch of
-`frame_buffer_size` captured frames, run the engine and hand an `EngineOutput` to the output room.
+`frame_buffer_size` captured frames, run the engine and hand its frames to the sinks' slots.
 An engine that raises (or returns non-finite values) costs that batch only: the input goes out.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,21 +21,6 @@ from .engines import one_line
 
 if TYPE_CHECKING:
     from .daemon import Runtime
-
-
-@dataclass
-class EngineOutput:
-    """One engine call's frames on their way to the sinks.
-
-    The engine loop only starts the download (`TensorBridge.download`, issue 16.1: on CUDA a copy
-    stream into pinned memory and an event); each frame's pixels are a `PendingImage` that the first
-    read of `frame.image` waits for, which happens in the sinks' threads, never the engine loop.
-    """
-
-    frames: list[Frame]
-
-    def host(self) -> list[Frame]:
-        return self.frames
 
 
 class EngineLoop:
@@ -58,6 +42,7 @@ class EngineLoop:
     def step(self) -> None:
         rt = self.rt
         rt.control.apply()
+        rt.output.check_limit()  # `--frames N` with a sink that stopped writing: the drain timeout
         if rt.rebuild.swap_if_ready():
             self._pending_meta.clear()
             rt.control.apply()  # a preset that waited for this engine applies before its first frame
@@ -74,7 +59,7 @@ class EngineLoop:
         for f in outputs:
             f.times["engine"] = t1
         self._last_out = outputs
-        rt._out.put(EngineOutput(outputs))
+        rt.output.deliver(outputs)
 
     def _record_engine_timings(self) -> None:
         """With `options.profile`, the engine's own stages (encode, unet, decode) join the stats."""

@@ -8,7 +8,7 @@ import numpy as np
 
 
 class Sink(Protocol):
-    """Open at a size and rate, write RGB uint8 (H, W, 3) frames, close. Output thread only.
+    """Open at a size and rate, write RGB uint8 (H, W, 3) frames, close. Its own sink thread only.
 
     `fixed_size` sinks (a video file) keep the size they were opened at and get frames resized to
     it; the others are reopened when the engine's resolution changes.

@@ -1,7 +1,7 @@
 """An OpenCV preview window with the status line drawn over the picture. `q` or Esc stops the daemon.
 
 GUI toolkits (Cocoa on macOS in particular) only allow windows on the main thread, so `write()`
-(output thread) only hands the newest frame over, and `pump()` (called by the main thread, which
+(its sink thread) only hands the newest frame over, and `pump()` (called by the main thread, which
 `sd-bridge run` keeps free for signals and the status line anyway) creates the window and draws.
 """
 

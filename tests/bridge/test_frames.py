@@ -57,7 +57,7 @@ def test_pattern_moves_and_carries_its_counter() -> None:
 
 
 def test_download_waits_in_the_reader_and_matches_to_uint8() -> None:
-    """`download` returns at once; the pixels are converted by `images()` (the output thread)."""
+    """`download` returns at once; the pixels are converted by `images()` (a sink's thread)."""
     bridge = TensorBridge("cpu")
     t = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0))
     pending = bridge.download(t)
@@ -138,7 +138,7 @@ def tiny_models():
 @pytest.mark.parametrize("cfg_type", ["none", "full", "self", "initialize"])
 def test_the_runtimes_engine_thread_never_reads_the_device(tiny_models, cfg_type, similarity_filter):
     """Issue 16: N frames through the real runtime (source, StreamEngine, TensorBridge, sinks):
-    the engine thread makes no scalar read, no download, no `.numpy()`; the output thread takes
+    the engine thread makes no scalar read, no download, no `.numpy()`; a sink thread takes
     the pixels, and they reach the sink."""
     from daemon_helpers import ListSink, wait_for
 

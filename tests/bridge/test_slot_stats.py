@@ -37,3 +37,20 @@ def test_rolling_stats_percentiles_and_fps() -> None:
     for i in range(11):
         s.frame_out(now - 1.0 + i * 0.1)
     assert 9.0 < s.fps() < 11.0
+
+
+def test_rolling_stats_quantiles_equal_numpy_percentile() -> None:
+    """The status line's cheap quantiles (plain Python) are the numbers `percentiles()` reports."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 100, 513):
+        s = RollingStats(window=1000)
+        values = rng.exponential(0.02, n)
+        for v in values:
+            s.add("e2e", float(v))
+        got = s.quantiles("e2e", (0.0, 0.5, 0.95, 0.99, 1.0))
+        want = np.percentile(np.array(list(s._lat["e2e"])), [0, 50, 95, 99, 100])
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+        assert round(got[1], 2) == s.percentiles()["e2e"]["p50"]
+    assert RollingStats().quantiles("engine", (0.5, 0.95)) == [0.0, 0.0]

@@ -17,7 +17,7 @@ STAGES: tuple[tuple[str, str, str], ...] = (
     ("unet", "UNet", "engine"),
     ("decode", "VAE decode", "engine"),
     ("postprocess", "download / postprocess", "conversion"),
-    ("output", "sink (output thread)", "pipeline"),
+    ("output", "sink (its own thread)", "pipeline"),
 )
 """(sample key, label, where it is measured)."""
 
