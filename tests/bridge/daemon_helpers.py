@@ -71,6 +71,8 @@ class ListSink:
     def __init__(self, name: str = "list", fail_on: int = 0) -> None:
         self.name = name
         self.frames: list[np.ndarray] = []
+        self.times: list[float] = []
+        """time.monotonic() of each write."""
         self.opens: list[tuple[int, int, float]] = []
         self.fail_on = fail_on
         self.writes = 0
@@ -85,6 +87,15 @@ class ListSink:
             raise BrokenPipeError("the receiver went away")
         with self.lock:
             self.frames.append(image.copy())
+            self.times.append(time.monotonic())
+
+    def gaps(self, since: float, longer_than: float) -> list[tuple[float, float]]:
+        """(seconds after `since`, gap in seconds) for each pause between writes longer than
+        `longer_than`: where the frames went missing, for a failing rate assertion to show."""
+        with self.lock:
+            times = [t for t in self.times if t >= since]
+        pairs = zip(times, times[1:], strict=False)
+        return [(round(a - since, 2), round(b - a, 3)) for a, b in pairs if b - a > longer_than]
 
     def close(self) -> None:
         pass
