@@ -7,9 +7,9 @@ about 0.4 ms, issue 16). The pixels are still on their way from the device then;
 `frame.image`, in a sink's thread, waits for them. A sink worker opens its sink at the frame's
 size, writes, and on a failure closes it and reopens it later with a back-off while the other sinks
 carry on. A frame counts as out (fps, end-to-end latency) when the first sink has written it;
-`--frames N` stops once every sink has written N (checked by the engine loop between frames and by
-each sink after a write). The status line the sinks may draw is recomputed at most 10 times a
-second, after a write, never before one.
+`--frames N` stops once every sink has written N (checked after each write, and by the engine
+loop between frames for the drain timeout). The status line the sinks may draw is recomputed at
+most 10 times a second, after a write, never before one.
 """
 
 from __future__ import annotations
@@ -158,7 +158,6 @@ class OutputRoom:
         if not workers:  # nowhere to write: the frames are out as soon as they are here
             for n, f in numbered:
                 self.written(n, f)
-        self.check_limit()
 
     def check_limit(self) -> None:
         """`--frames N`: stop the runtime once every sink has its N (see `_finished`)."""
@@ -203,8 +202,7 @@ class OutputRoom:
             if self.frames_out == 1:
                 log.info("first frame out, %.0f ms after start", (done - rt._t_start) * 1000)
         self._refresh_status(done)
-        if self.rt.options.max_frames is not None:
-            self.check_limit()
+        self.check_limit()
 
     def _refresh_status(self, now: float) -> None:
         if now - self._status_at < STATUS_PERIOD_S or not self._status_lock.acquire(blocking=False):
