@@ -8,6 +8,8 @@ import numpy as np
 
 from bridge.errors import BackendMissing, BridgeError, SpecError
 
+from . import ndi_keep
+
 NDI_HINT = 'NDI needs cyndilib: pip install "sd-bridge[ndi]"'
 
 
@@ -49,6 +51,8 @@ class NdiSource:
 
     If the source is not on the network yet, or goes away (no frame for `stale_s`), the source
     raises; the runtime keeps the last frame going out and calls `open` again, which searches again.
+    Its receiver stays connected to the sender's name meanwhile, and NDI picks the sender up again
+    when it comes back (see `ndi_keep` for why a receiver is never closed).
     """
 
     fps = None
@@ -62,46 +66,40 @@ class NdiSource:
         self.name = f"ndi:{wanted}"
         self.discover_s = discover_s
         self.stale_s = stale_s
-        self._finder = None
         self._receiver = None
         self._frame = None
         self._last = 0.0
+        self._last_ts: float | None = None
         self.source_name: str | None = None
 
     def preflight(self) -> None:
         import_cyndilib()
 
     def open(self, width: int, height: int) -> None:
-        finder_mod, receiver_mod, video_mod, ndi_recv = import_cyndilib()
-        if self._finder is None:
-            self._finder = finder_mod.Finder()
-            self._finder.open()
+        finder = ndi_keep.finder()
         deadline = time.monotonic() + self.discover_s
         found = None
         while found is None and time.monotonic() < deadline:
             # Poll: cyndilib holds the GIL inside wait_for_sources, so a blocking wait would
             # freeze every other thread of the daemon (the output's hold timer included).
-            self._finder.wait_for_sources(0)
-            found = match_source(self._finder.get_source_names(), self.wanted)
+            finder.wait_for_sources(0)
+            found = match_source(finder.get_source_names(), self.wanted)
             if found is None:
                 time.sleep(0.05)
         if found is None:
-            seen = self._finder.get_source_names()
+            seen = finder.get_source_names()
             hint = "" if seen else _discovery_hint()
             names = ", ".join(seen) or "none"
             raise BridgeError(f"{self.name}: no NDI source matches (sources seen: {names}){hint}")
-        receiver = receiver_mod.Receiver(
-            color_format=ndi_recv.RecvColorFormat.RGBX_RGBA,
-            bandwidth=ndi_recv.RecvBandwidth.highest,
-            recv_name="sd-bridge",
-        )
-        frame = video_mod.VideoFrameSync()
-        receiver.frame_sync.set_video_frame(frame)
-        receiver.set_source(self._finder.get_source(found))
-        self._receiver, self._frame = receiver, frame
-        self._last = time.monotonic()
-        self._last_ts: float | None = None
+        try:
+            self._receiver, self._frame = ndi_keep.take(found)
+        except LookupError as exc:
+            raise BridgeError(f"{self.name}: {exc}") from exc
         self.source_name = found
+        self._last = time.monotonic()
+        # A kept receiver still shows the last frame it got: that one is not new.
+        self._receiver.frame_sync.capture_video()
+        self._last_ts = self._frame.get_timestamp_posix() if self._frame.xres > 0 else None
 
     def read(self) -> np.ndarray | None:
         assert self._receiver is not None and self._frame is not None
@@ -122,10 +120,8 @@ class NdiSource:
         return rgba.copy() if self.keep_alpha else np.ascontiguousarray(rgba[..., :3])
 
     def close(self) -> None:
-        if self._receiver is not None:
-            self._receiver.disconnect()
-            self._receiver = None
-            self._frame = None
-        if self._finder is not None:
-            self._finder.close()
-            self._finder = None
+        """Park the receiver, still connected (see `ndi_keep`: destroying it would stop the daemon)."""
+        if self._receiver is not None and self.source_name is not None:
+            ndi_keep.park(self.source_name, self._receiver, self._frame)
+        self._receiver = None
+        self._frame = None

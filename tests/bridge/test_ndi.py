@@ -11,12 +11,15 @@ from daemon_helpers import wait_for
 
 from bridge.runtime import ModelUnavailable, PassthroughEngine, Runtime, RuntimeOptions, build_engine
 from bridge.sinks import make_sink
-from bridge.sources import open_source
-from bridge.sources.ndi import match_source
+from bridge.sources import ndi_keep, open_source
+from bridge.sources.ndi import NdiSource, match_source
 from bridge.sources.pattern import decode_counter
 from engine import EngineConfig
 
 W, H = 128, 96
+KEPT: list[object] = []
+"""The plain receivers `receive` made: destroying one holds the GIL for ~0.5 s (see
+bridge/sources/ndi_keep.py), which would stop a later test's threads at a random moment."""
 
 
 def receive(name_part: str, count: int, timeout: float = 30.0) -> list[np.ndarray]:
@@ -46,7 +49,7 @@ def receive(name_part: str, count: int, timeout: float = 30.0) -> list[np.ndarra
                 last_ts = ts
                 frames.append(np.asarray(vfs).reshape(vfs.yres, vfs.xres, 4)[..., :3].copy())
             time.sleep(0.01)
-        receiver.disconnect()
+        KEPT.append(receiver)
     return frames
 
 
@@ -104,8 +107,6 @@ def test_ndi_round_trip_random_tiny(ndi_sender) -> None:
 def test_ndi_source_reconnects_when_the_sender_comes_back(ndi_sender) -> None:
     from daemon_helpers import ListSink
 
-    from bridge.sources.ndi import NdiSource
-
     uid = f"r{os.getpid()}"
     first = ndi_sender(f"sdbt-back-{uid}", 64, 48, 3.0)
     sink = ListSink()
@@ -148,6 +149,25 @@ def _read_frames(src, count: int = 3, timeout: float = 30.0) -> list[np.ndarray]
         src.close()
 
 
+def test_a_reopened_ndi_source_takes_its_kept_receiver_and_not_the_frame_it_last_showed(
+    ndi_sender,
+) -> None:
+    """A source that searches again (its sender left and came back) gets back the receiver it
+    had, still connected: destroying or reconnecting one holds the GIL for ~0.5 s (ndi_keep).
+    That receiver still shows the last frame of the sender that left, which is not a new frame."""
+    uid = f"o{os.getpid()}"
+    first = ndi_sender(f"sdbt-keep-{uid}", 64, 48, 30.0)
+    src = NdiSource(f"keep-{uid}")
+    old = [decode_counter(f) for f in _read_frames(src)]  # opens, reads and closes (parks)
+    made = ndi_keep.made
+    first.kill()
+    first.wait()
+    ndi_sender(f"sdbt-keep-{uid}", 64, 48, 30.0, first=10000)
+    new = [decode_counter(f) for f in _read_frames(src)]
+    assert ndi_keep.made == made, "the reopened source made a new receiver"
+    assert min(new) >= 10000, f"a frame of the sender that left came back as new: {old} then {new}"
+
+
 def test_an_ndi_mask_source_keeps_the_senders_alpha(ndi_sender) -> None:
     from bridge.masks import mask_from_frame
 
@@ -180,7 +200,7 @@ def test_ndi_source_loss_never_stalls_the_output(ndi_sender) -> None:
     rt.start()
     try:
         assert wait_for(lambda: len(sink.frames) > 30, 30.0), rt.stats()
-        n0, t0 = len(sink.frames), time.monotonic()
+        n0, t0, made = len(sink.frames), time.monotonic(), ndi_keep.made
         time.sleep(3.0)
         normal = (len(sink.frames) - n0) / (time.monotonic() - t0)
         sender.kill()
@@ -194,6 +214,7 @@ def test_ndi_source_loss_never_stalls_the_output(ndi_sender) -> None:
         assert wait_for(lambda: any(decode_counter(f) >= 10000 for f in sink.frames[before:]), 30.0)
         back_s = time.monotonic() - t_back
         assert wait_for(lambda: not rt.stats()["source_down"], 5.0)
+        assert ndi_keep.made == made, "a re-search made a new receiver"  # see ndi_keep
     finally:
         rt.stop()
     pauses = sink.gaps(t1, 3.0 / 30.0)
