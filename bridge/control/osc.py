@@ -31,7 +31,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from . import osc_map, osc_stats
 from .netallow import allowed, parse_allow
 from .osc_inbox import Inbox
-from .osc_wire import MalformedPacket, parse_packet, signature
+from .osc_keys import CoalesceKeys
+from .osc_wire import MalformedPacket, parse_packet
 from .params import ParamError
 from .store import Failure, ParamStore
 from .throttle import ThrottledLog, TokenBucket
@@ -47,16 +48,19 @@ MAX_SUBSCRIBERS = 32
 STATS_RATE = 4.0
 STATS_RATE_RANGE = (0.5, 30.0)
 ERROR_REPLIES_PER_S = 50.0
-ECHO_PERIOD = 0.01
+ECHO_PERIOD = 0.02
 """Echoes are coalesced over this many seconds: a flood echoes its newest value, not every one."""
 WORK_BUDGET = 0.002
 """Seconds of parsing per turn of the receive loop, at most (what is left waits, coalescing)."""
 DUTY = 0.25
-"""The share of time the receive thread may be busy under a flood (it pauses for the rest)."""
-MIN_PAUSE = 0.002
-"""Pause after each busy turn, so a flood's packets pile up and coalesce instead of each being parsed."""
-MAX_PAUSE = 0.006
-"""Longest pause, so reading keeps up with a flood (what the kernel drops is lost for good)."""
+"""The share of time the receive thread may spend parsing under a flood."""
+PARSE_PERIOD = 0.01
+"""Under a flood, parsing starts at most this often (a lone message is parsed at once): what
+arrives in between coalesces, so a fader at 20,000 messages a second costs about 100 parses a
+second per address, and the frame loop, which needs the GIL between its torch calls, keeps it."""
+READ_PAUSE = 0.004
+"""Pause after each read of a burst, so a flood is read in bursts rather than one wake-up per
+datagram; short enough that reading keeps up (what the kernel drops is lost for good)."""
 MAX_BURST = 1024
 """Datagrams read per turn, at most (reading is cheap; falling behind loses datagrams in the kernel)."""
 MAX_PENDING = 256
@@ -106,7 +110,7 @@ class OscServer:
         self.on_quit = on_quit
         """What `/sd/quit` calls (the daemon's clean stop); None: `/sd/quit` is refused."""
         self.routes = osc_map.build_routes(store.params.values())
-        self._route_keys = frozenset(address.encode("ascii") for address in self.routes)
+        self._keys = CoalesceKeys(frozenset(address.encode("ascii") for address in self.routes))
         self._inbox: Inbox[Client] = Inbox(MAX_PENDING)
         self._last_touch: tuple[Client | None, float] = (None, 0.0)
 
@@ -234,18 +238,19 @@ class OscServer:
 
     # -- receiving ---------------------------------------------------------------------------
     def _receive_loop(self) -> None:
-        """Read what arrived, file it in the inbox, parse within a budget, pause; repeat.
+        """Read what arrived and file it in the inbox; parse when due; pause; repeat.
 
         Reading is cheap (a few microseconds a datagram, no parsing) and always keeps up, so
         the kernel's buffer never overflows and the last value sent is never lost. Parsing is
-        what costs: at most WORK_BUDGET per turn, then a pause of about (1 - DUTY) / DUTY times
-        the parsing done, so the thread holds the GIL for parsing at most about DUTY of the
-        time and the frame loop keeps its rate; datagrams that arrive meanwhile are filed, and
-        a newer one with the same address replaces an older one unparsed (see `osc_inbox`).
-        A lone message is handled at once (no pause before it).
+        what costs: it starts at most every PARSE_PERIOD (or every 1 / DUTY times the parsing
+        done, if longer) and lasts at most WORK_BUDGET, so the thread holds the GIL for parsing
+        at most about DUTY of the time and the frame loop keeps its rate; datagrams that arrive
+        meanwhile are filed, and a newer one with the same address replaces an older one
+        unparsed (see `osc_inbox`). A lone message is handled at once (no pause before it).
         """
         sock = self._sock
         assert sock is not None
+        next_parse = 0.0
         while not self._stop.is_set():
             try:
                 ready, _, _ = select.select([sock], [], [], 0.0 if len(self._inbox) else 0.2)
@@ -257,9 +262,10 @@ class OscServer:
                 continue
             self._read_burst(sock)
             started = time.monotonic()
-            self._work(started + WORK_BUDGET)
-            parsing = time.monotonic() - started
-            self._stop.wait(min(MAX_PAUSE, max(MIN_PAUSE, parsing * (1.0 - DUTY) / DUTY)))
+            if started >= next_parse:
+                self._work(started + WORK_BUDGET)
+                next_parse = started + max(PARSE_PERIOD, (time.monotonic() - started) / DUTY)
+            self._stop.wait(READ_PAUSE)
 
     def _read_burst(self, sock: socket.socket) -> None:
         """Read up to MAX_BURST waiting datagrams without blocking and file them."""
@@ -298,13 +304,9 @@ class OscServer:
             self._refuse(client, message, key="flood")
 
     def _coalesce_key(self, data: bytes) -> Hashable:
-        """What a newer datagram must share to replace this one unread: its `signature` (the
-        same parameter addresses, type tags and size, so only the values differ); questions
-        and anything unknown only coalesce with an identical datagram."""
-        sig = signature(data)
-        if sig is not None and all(a in self._route_keys for a in _addresses(sig)):
-            return sig
-        return ("other", data)
+        """What a newer datagram must share to replace this one unread: the same parameter
+        addresses, type tags and size, so only the values differ (see `osc_keys`)."""
+        return self._keys.key(data)
 
     @property
     def coalesced(self) -> int:
@@ -547,13 +549,6 @@ def _message(address: str, args: Iterable[Any]) -> Any:
     for arg in args:
         builder.add_arg(arg)
     return builder.build()
-
-
-def _addresses(sig: tuple) -> list[bytes]:
-    """The addresses in a message's or bundle's `signature`."""
-    if sig and isinstance(sig[0], bytes):
-        return [sig[0]]
-    return [a for element in sig for a in _addresses(element)]
 
 
 def _short(text: str) -> str:

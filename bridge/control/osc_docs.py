@@ -68,10 +68,11 @@ SECURITY = f"""\
 - Every rule the engine checks is checked here first: `/sd/t_index` must be strictly
   increasing (`40 30` is refused), `/sd/model` must name a model (not `""`), and a brush mask
   naming a PNG that is not in the masks folder is refused; a refused value is never stored.
-- A flood never slows the frames: the server reads every datagram but parses only the newest
-  per address (and type tags and size) at each turn, for at most {osc.WORK_BUDGET * 1000:g} ms,
-  then pauses ({osc.MIN_PAUSE * 1000:g} to {osc.MAX_PAUSE * 1000:g} ms), so a fader sending 20,000 messages a
-  second costs a few thousand parses a second and the last value sent is the one applied. Each client has its
+- A flood never slows the frames: the server reads every datagram (in bursts, every
+  {osc.READ_PAUSE * 1000:g} ms) but parses only the newest per address (and type tags and size), at most
+  every {osc.PARSE_PERIOD * 1000:g} ms and for at most {osc.WORK_BUDGET * 1000:g} ms at a time, so a fader
+  sending 20,000 messages a second costs about {1 / osc.PARSE_PERIOD:g} parses a second and the last
+  value sent is the one applied; a lone message is parsed at once. Each client has its
   own queue (at most {osc.MAX_PENDING} different messages waiting; more are refused) and clients are
   served in turns.
 - The server binds `127.0.0.1` unless told otherwise (`--osc-host 0.0.0.0` to accept from the
