@@ -43,8 +43,10 @@ _thread: threading.Thread | None = None
 _keep: list = []  # ctypes callbacks must outlive the task they were queued for
 
 _TASK = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_libs = [ctypes.CDLL(name) for name in ("libobs.so.0", "libobs-scripting.so.1")]
-"""Already loaded by OBS: this only finds them (Linux names; the real-OBS test runs on Linux)."""
+_libs = [ctypes.CDLL(name) for name in ("libobs.so.0", "libobs-scripting.so.1", "libobs-frontend-api.so.0")]
+"""Already loaded by OBS: this only finds them (Linux names; the real-OBS test runs on Linux).
+A call through ctypes lets go of the GIL while it runs, as OBS's own windows and menus hold no
+Python lock when they make these calls."""
 
 
 class _Lib:
@@ -73,6 +75,7 @@ for _name, _res, _args in (
     ("obs_data_create_from_json", ctypes.c_void_p, [ctypes.c_char_p]),
     ("obs_data_get_json", ctypes.c_char_p, [ctypes.c_void_p]),
     ("obs_data_release", None, [ctypes.c_void_p]),
+    ("obs_frontend_set_current_scene_collection", None, [ctypes.c_char_p]),
 ):
     _fn = getattr(_lib, _name)
     _fn.restype, _fn.argtypes = _res, _args
@@ -162,7 +165,10 @@ def _properties(script: int) -> dict:
 def _run(command: dict) -> object:
     op = command["op"]
     if op == "collection":
-        obs.obs_frontend_set_current_scene_collection(command["name"])
+        # Not obspython's wrapper: it keeps the GIL through the switch, which waits for OBS's graphics
+        # thread, where a script's timer waits for the GIL (OBS hung so, once, in CI). The
+        # Scene Collection menu makes this call holding no Python lock; ctypes does the same.
+        _lib.obs_frontend_set_current_scene_collection(command["name"].encode("utf-8"))
         return obs.obs_frontend_get_current_scene_collection()
     if op == "lookups":
         return list(_lookups)
