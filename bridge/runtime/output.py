@@ -8,8 +8,9 @@ about 0.4 ms, issue 16). The pixels are still on their way from the device then;
 size, writes, and on a failure closes it and reopens it later with a back-off while the other sinks
 carry on. A frame counts as out (fps, end-to-end latency) when the first sink has written it;
 `--frames N` stops once every sink has written N (checked after each write, and by the engine
-loop between frames for the drain timeout). The status line the sinks may draw is recomputed at
-most 10 times a second, after a write, never before one.
+loop between frames for the drain timeout). The status line is built only for sinks that draw it
+(`shows_status`, the preview window), at most 10 times a second, after a write, never before one:
+building it holds the GIL for a fraction of a millisecond, which a small engine on the CPU feels.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class SinkWorker:
         self.retired = threading.Event()
         self.written = 0
         self.faults = 0
+        self.shows_status = bool(getattr(sink, "shows_status", False))
+        """The sink draws the status line (the preview window); the others get "" and cost nothing."""
         self._size: tuple[int, int] | None = None
         self._retry_at = 0.0
         self._backoff = room.rt.options.retry_s
@@ -94,7 +97,7 @@ class SinkWorker:
                 log.info("sink %s is back", sink.name)
                 rt.once.forget(f"sink:{sink.name}:")
         try:
-            sink.write(frame.image, self.room.status)
+            sink.write(frame.image, self.room.status if self.shows_status else "")
         except Exception as exc:
             self._fault(exc, "write")
             rt._close_quietly(sink)
@@ -201,7 +204,8 @@ class OutputRoom:
             rt._stats.frame_out(done)
             if self.frames_out == 1:
                 log.info("first frame out, %.0f ms after start", (done - rt._t_start) * 1000)
-        self._refresh_status(done)
+        if any(w.shows_status for w in self.workers):
+            self._refresh_status(done)
         self.check_limit()
 
     def _refresh_status(self, now: float) -> None:

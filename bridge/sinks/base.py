@@ -24,5 +24,7 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-# Optional: `preflight()` raises BackendMissing when the sink cannot work on this machine at all;
+# Optional: `shows_status = True` for a sink that draws the status line passed to `write()` (the
+# others get ""; the line is then never built);
+# `preflight()` raises BackendMissing when the sink cannot work on this machine at all;
 # `pump()` is called from the main thread by sinks that draw windows (GUI toolkits need it).

@@ -28,6 +28,7 @@ def has_display() -> bool:
 class WindowSink:
     name = "window"
     fixed_size = False
+    shows_status = True
 
     def __init__(self, title: str = "sd-bridge") -> None:
         self.title = title

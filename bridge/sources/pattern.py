@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import cv2
@@ -46,7 +47,7 @@ class PatternSource:
         h, w = img.shape[:2]
         t = self._count / (self.fps or 30.0)
         r = min(w, h) / 3
-        cx, cy = int(w / 2 + r * np.cos(t)), int(h / 2 + r * np.sin(t))
+        cx, cy = int(w / 2 + r * math.cos(t)), int(h / 2 + r * math.sin(t))
         cv2.circle(img, (cx, cy), max(2, min(w, h) // 10), (255, 255, 255), -1)
         draw_label(img, str(self._count))
         encode_counter(img, self._count)
@@ -81,12 +82,25 @@ def _card(width: int, height: int) -> np.ndarray:
 
 
 COUNTER_BITS = 16
+_BIT_SHIFTS = np.arange(COUNTER_BITS)
+
+
+class _Cells(dict):
+    """cell size -> a (2, cell) table of black and white cells, indexed by a bit."""
+
+    def __missing__(self, cell: int) -> np.ndarray:
+        table = self[cell] = np.array([[0] * cell, [255] * cell], np.uint8)
+        return table
+
+
+_CELLS = _Cells()
 
 
 def encode_counter(img: np.ndarray, n: int, cell: int = 4) -> None:
-    """Write n as COUNTER_BITS black/white cells of `cell` pixels in the top-left corner."""
-    for bit in range(COUNTER_BITS):
-        img[:cell, bit * cell : (bit + 1) * cell] = 255 if (n >> bit) & 1 else 0
+    """Write n as COUNTER_BITS black/white cells of `cell` pixels in the top-left corner (one
+    numpy assignment: the capture thread writes it on every frame)."""
+    row = _CELLS[cell][(n >> _BIT_SHIFTS) & 1].reshape(-1)[: img.shape[1]]
+    img[:cell, : row.shape[0]] = row[:, None] if img.ndim == 3 else row
 
 
 def decode_counter(img: np.ndarray, cell: int = 4) -> int:

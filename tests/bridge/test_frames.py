@@ -54,6 +54,10 @@ def test_pattern_moves_and_carries_its_counter() -> None:
     img = np.zeros((8, 80, 3), np.uint8)
     encode_counter(img, 40321)
     assert decode_counter(img) == 40321
+    narrow = np.full((4, 22, 3), 9, np.uint8)  # room for 5 whole cells and half a sixth
+    encode_counter(narrow, 0b101101)
+    want = np.repeat(np.array([255, 0, 255, 255, 0, 255], np.uint8), 4)[:22]
+    assert (narrow == want[None, :, None]).all()
 
 
 def test_download_waits_in_the_reader_and_matches_to_uint8() -> None:

@@ -59,6 +59,8 @@ class CountingRuntime(Runtime):
 
 
 class StatusSink(ListSink):
+    shows_status = True
+
     def __init__(self) -> None:
         super().__init__("status")
         self.statuses: list[str] = []
@@ -82,6 +84,33 @@ def test_the_status_line_is_computed_at_most_10_times_a_second_after_writes() ->
     assert rt.status_calls < len(sink.frames) / 3
     assert sink.statuses[0] == ""  # the first write does not wait for a status line
     assert "fps" in sink.statuses[-1]  # later ones carry the latest one
+
+
+def test_the_status_line_is_not_built_when_no_sink_draws_it() -> None:
+    """Only a sink with `shows_status` (the preview window) gets the line; with none of those it is
+    never built, and a sink without the flag is passed "" even beside one that has it."""
+    plain = ListSink("plain")
+    rt = make_runtime(open_source("pattern", fps=120), [plain], fps=120.0, cls=CountingRuntime)
+    rt.start()
+    try:
+        assert wait_for(lambda: len(plain.frames) >= 60, 20.0), rt.stats()
+    finally:
+        rt.stop()
+    assert rt.status_calls == 0
+
+    class PlainStatusSink(StatusSink):
+        shows_status = False
+
+    shown, hidden = StatusSink(), PlainStatusSink()
+    hidden.name = "hidden"
+    rt = make_runtime(open_source("pattern", fps=120), [shown, hidden], fps=120.0, cls=CountingRuntime)
+    rt.start()
+    try:
+        assert wait_for(lambda: len(shown.frames) >= 60 and len(hidden.frames) >= 60, 20.0), rt.stats()
+    finally:
+        rt.stop()
+    assert rt.status_calls > 0 and "fps" in shown.statuses[-1]
+    assert set(hidden.statuses) == {""}
 
 
 class StallingSource(PatternSource):

@@ -26,6 +26,41 @@ def test_latest_slot_wakes_a_waiting_consumer() -> None:
     assert got == ["x"] and slot.dropped == 0
 
 
+def test_latest_slot_accounts_for_every_item_under_a_racing_producer() -> None:
+    """A producer thread putting as fast as it can against a consumer taking as fast as it can:
+    the consumer sees each item at most once, in order, and every item put was either taken or
+    counted as dropped (the slot's empty/full state and its wake-up lock never disagree)."""
+    slot: LatestSlot[int] = LatestSlot()
+    n = 20000
+    taken: list[int] = []
+
+    def consume() -> None:
+        while not taken or taken[-1] != n - 1:
+            item = slot.get(2.0)
+            assert item is not None, "the consumer was not woken by a put"
+            taken.append(item)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for i in range(n):
+        slot.put(i)
+    consumer.join(10.0)
+    assert not consumer.is_alive()
+    assert taken == sorted(set(taken)) and taken[-1] == n - 1
+    assert len(taken) + slot.dropped == n == slot.put_count
+    assert slot.get(0) is None  # empty again: no stray wake-up left behind
+
+
+def test_latest_slot_times_out_when_nothing_comes() -> None:
+    slot: LatestSlot[int] = LatestSlot()
+    t0 = time.perf_counter()
+    assert slot.get(0.05) is None
+    assert time.perf_counter() - t0 >= 0.045
+    assert slot.get(0) is None and slot.get(-1) is None  # a zero or negative timeout only looks
+    slot.put(7)
+    assert slot.get(0) == 7
+
+
 def test_rolling_stats_percentiles_and_fps() -> None:
     s = RollingStats(window=100)
     for ms in range(1, 101):
