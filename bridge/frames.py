@@ -283,11 +283,15 @@ class TensorBridge:
 
 
 def _numpy_uint8(frames: torch.Tensor) -> tuple[np.ndarray, bool]:
-    a = frames.permute(0, 2, 3, 1).float().numpy()
+    """(N, 3, H, W) float in [0, 1] -> (N, H, W, 3) uint8, as `(x * 255).clamp(0, 255) + 0.5`
+    truncated. No torch op: in a sink's thread each one would hand the GIL to the engine thread and
+    wait for it back. Clamping after the +0.5 to [0.5, 255.5] gives the same bytes."""
+    import torch
+
+    a = (frames if frames.dtype == torch.float32 else frames.float()).numpy().transpose(0, 2, 3, 1)
     if not np.isfinite(a).all():
         return np.zeros(a.shape, np.uint8), False
-    out = np.empty(a.shape, np.float32)
-    np.multiply(a, 255.0, out=out)
-    np.clip(out, 0.0, 255.0, out=out)
-    np.add(out, 0.5, out=out)
+    out = np.multiply(a, np.float32(255.0), out=np.empty(a.shape, np.float32))
+    np.add(out, np.float32(0.5), out=out)
+    np.clip(out, np.float32(0.5), np.float32(255.5), out=out)
     return out.astype(np.uint8), True

@@ -35,21 +35,29 @@ class PatternSource:
         self.fps = fps
         self._count = 0
         self._base: np.ndarray | None = None
+        self._disc: np.ndarray | None = None
+        self._digits: Digits | None = None
         self._t0 = 0.0
 
     def open(self, width: int, height: int) -> None:
         self._base = _card(width, height)
+        self._disc = _disc(max(2, min(width, height) // 10))
+        self._digits = Digits(height)
         self._t0 = time.perf_counter()
 
     def read(self) -> np.ndarray:
-        assert self._base is not None, "open() first"
+        """The next card, drawn with numpy from shapes made once in `open()`: no cv2 call per frame.
+        Each cv2 call lets go of the GIL, and on a small machine every such hand-off to the engine
+        thread and back costs more than the drawing (the capture thread used half the CPU without
+        them, issue 16)."""
+        assert self._base is not None and self._disc is not None and self._digits is not None, "open() first"
         img = self._base.copy()
         h, w = img.shape[:2]
         t = self._count / (self.fps or 30.0)
         r = min(w, h) / 3
         cx, cy = int(w / 2 + r * math.cos(t)), int(h / 2 + r * math.sin(t))
-        cv2.circle(img, (cx, cy), max(2, min(w, h) // 10), (255, 255, 255), -1)
-        draw_label(img, str(self._count))
+        _stamp(img, self._disc, cx, cy)
+        self._digits.draw(img, self._count)
         encode_counter(img, self._count)
         self._count += 1
         return img
@@ -58,17 +66,73 @@ class PatternSource:
         self._base = None
 
 
-def draw_label(img: np.ndarray, text: str) -> None:
-    """White text on a black box in the bottom-left corner: readable on the bars and the ramp alike."""
-    h = img.shape[0]
-    scale = max(0.35, h / 360)
-    thickness = 1 if h < 400 else 2
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    pad = max(2, th // 4)
-    x0, y1 = 2, h - 2
-    cv2.rectangle(img, (x0, y1 - th - base - 2 * pad), (x0 + tw + 2 * pad, y1), (0, 0, 0), -1)
-    org = (x0 + pad, y1 - base - pad)
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+def _disc(radius: int) -> np.ndarray:
+    """A filled white circle of `radius` on black, (2r+1, 2r+1, 1), as `cv2.circle` draws it."""
+    disc = np.zeros((2 * radius + 1, 2 * radius + 1, 1), np.uint8)
+    cv2.circle(disc, (radius, radius), radius, 255, -1)
+    return disc
+
+
+def _stamp(img: np.ndarray, disc: np.ndarray, cx: int, cy: int) -> None:
+    """Paint the white `disc` centred on (cx, cy), clipped to the image (white over anything is
+    the larger value, so one `np.maximum` paints it)."""
+    radius = disc.shape[0] // 2
+    h, w = img.shape[:2]
+    x0, y0 = max(0, cx - radius), max(0, cy - radius)
+    x1, y1 = min(w, cx + radius + 1), min(h, cy + radius + 1)
+    if x0 < x1 and y0 < y1:
+        mx, my = x0 - (cx - radius), y0 - (cy - radius)
+        window = img[y0:y1, x0:x1]
+        np.maximum(window, disc[my : my + y1 - y0, mx : mx + x1 - x0], out=window)
+
+
+class Digits:
+    """A frame number in white on a black box in the bottom-left corner, readable on the bars and
+    the ramp alike: the ten digits are drawn once (cv2, anti-aliased, Hershey simplex, whose digits
+    share one advance) and each frame's number is put together from them."""
+
+    def __init__(self, height: int) -> None:
+        scale = max(0.35, height / 360)
+        thickness = 1 if height < 400 else 2
+        font = cv2.FONT_HERSHEY_SIMPLEX
+        (one, th), base = cv2.getTextSize("0", font, scale, thickness)
+        ten = cv2.getTextSize("0" * 10, font, scale, thickness)[0][0]
+        self.advance = max(1, round((ten - one) / 9))
+        self.pad = max(2, th // 4)
+        self.height = th + base + 2 * self.pad + 1
+        glyph_w = max(one, self.advance) + 1
+        self._glyphs = np.zeros((10, self.height, glyph_w, 3), np.uint8)
+        for d in range(10):
+            org = (0, self.height - 1 - base - self.pad)
+            cv2.putText(self._glyphs[d], str(d), org, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        self._prefix: str | None = None
+        self._prefix_box = self._glyphs[0]
+
+    def draw(self, img: np.ndarray, n: int) -> None:
+        text = str(n)
+        box = self._box(text[:-1]).copy()  # all but the last digit change once in ten frames
+        x = self.pad + self.advance * (len(text) - 1)
+        glyph_w = self._glyphs.shape[2]
+        last = box[:, x : x + glyph_w]
+        np.maximum(last, self._glyphs[ord(text[-1]) - 48], out=last)
+        h, w = img.shape[:2]
+        y1, x0 = h - 2, 2
+        y0 = max(0, y1 + 1 - self.height)
+        x1 = min(w, x0 + box.shape[1])
+        if y0 <= y1 and x0 < x1:
+            img[y0 : y1 + 1, x0:x1] = box[self.height - (y1 + 1 - y0) :, : x1 - x0]
+
+    def _box(self, prefix: str) -> np.ndarray:
+        """The black box for a number of len(prefix) + 1 digits with `prefix` drawn (the last one made)."""
+        if self._prefix != prefix:
+            glyph_w = self._glyphs.shape[2]
+            width = self.advance * len(prefix) + glyph_w + 2 * self.pad
+            box = np.zeros((self.height, width, 3), np.uint8)
+            for i, ch in enumerate(prefix):
+                x = self.pad + i * self.advance
+                np.maximum(box[:, x : x + glyph_w], self._glyphs[ord(ch) - 48], out=box[:, x : x + glyph_w])
+            self._prefix, self._prefix_box = prefix, box
+        return self._prefix_box
 
 
 def _card(width: int, height: int) -> np.ndarray:

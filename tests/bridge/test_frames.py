@@ -60,6 +60,32 @@ def test_pattern_moves_and_carries_its_counter() -> None:
     assert (narrow == want[None, :, None]).all()
 
 
+def test_the_cards_circle_and_counter_are_drawn_as_cv2_and_encode_counter_draw_them() -> None:
+    """The card is drawn with numpy from shapes made at open(); outside the frame-number box it is
+    the card cv2 draws (the circle) with the counter cells, at every orbit position tried."""
+    import math
+
+    import cv2
+
+    from bridge.sources.pattern import _card
+
+    for w, h in ((64, 64), (96, 64), (512, 288)):
+        src = PatternSource(fps=30.0)
+        src.open(w, h)
+        label_top = h - 2 - src._digits.height
+        for k in range(0, 400, 13):
+            src._count = k
+            img = src.read()
+            ref = _card(w, h)
+            t, r = k / 30.0, min(w, h) / 3
+            centre = (int(w / 2 + r * math.cos(t)), int(h / 2 + r * math.sin(t)))
+            cv2.circle(ref, centre, max(2, min(w, h) // 10), (255, 255, 255), -1)
+            encode_counter(ref, k)
+            assert np.array_equal(img[:label_top], ref[:label_top]), (w, h, k)
+            box = img[label_top + 1 : h - 1, 2:20]
+            assert box.max() > 200 and (box.max(axis=2) < 30).mean() > 0.5  # white digits on black
+
+
 def test_download_waits_in_the_reader_and_matches_to_uint8() -> None:
     """`download` returns at once; the pixels are converted by `images()` (a sink's thread)."""
     bridge = TensorBridge("cpu")
