@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -106,15 +107,12 @@ class Digits:
             org = (0, self.height - 1 - base - self.pad)
             cv2.putText(self._glyphs[d], str(d), org, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
         self._prefix: str | None = None
-        self._prefix_box = self._glyphs[0]
+        self._prefix_box = np.zeros((self.height, 0, 3), np.uint8)
 
     def draw(self, img: np.ndarray, n: int) -> None:
         text = str(n)
         box = self._box(text[:-1]).copy()  # all but the last digit change once in ten frames
-        x = self.pad + self.advance * (len(text) - 1)
-        glyph_w = self._glyphs.shape[2]
-        last = box[:, x : x + glyph_w]
-        np.maximum(last, self._glyphs[ord(text[-1]) - 48], out=last)
+        self._paste(box, len(text) - 1, text[-1])
         h, w = img.shape[:2]
         y1, x0 = h - 2, 2
         y0 = max(0, y1 + 1 - self.height)
@@ -125,14 +123,18 @@ class Digits:
     def _box(self, prefix: str) -> np.ndarray:
         """The black box for a number of len(prefix) + 1 digits with `prefix` drawn (the last one made)."""
         if self._prefix != prefix:
-            glyph_w = self._glyphs.shape[2]
-            width = self.advance * len(prefix) + glyph_w + 2 * self.pad
+            width = self.advance * len(prefix) + self._glyphs.shape[2] + 2 * self.pad
             box = np.zeros((self.height, width, 3), np.uint8)
             for i, ch in enumerate(prefix):
-                x = self.pad + i * self.advance
-                np.maximum(box[:, x : x + glyph_w], self._glyphs[ord(ch) - 48], out=box[:, x : x + glyph_w])
+                self._paste(box, i, ch)
             self._prefix, self._prefix_box = prefix, box
         return self._prefix_box
+
+    def _paste(self, box: np.ndarray, i: int, digit: str) -> None:
+        """Draw `digit` as the i-th character of `box` (white over black: the larger value wins)."""
+        x = self.pad + i * self.advance
+        cell = box[:, x : x + self._glyphs.shape[2]]
+        np.maximum(cell, self._glyphs[ord(digit) - 48], out=cell)
 
 
 def _card(width: int, height: int) -> np.ndarray:
@@ -149,21 +151,16 @@ COUNTER_BITS = 16
 _BIT_SHIFTS = np.arange(COUNTER_BITS)
 
 
-class _Cells(dict):
-    """cell size -> a (2, cell) table of black and white cells, indexed by a bit."""
-
-    def __missing__(self, cell: int) -> np.ndarray:
-        table = self[cell] = np.array([[0] * cell, [255] * cell], np.uint8)
-        return table
-
-
-_CELLS = _Cells()
+@functools.cache
+def _cells(cell: int) -> np.ndarray:
+    """A (2, cell) table of a black and a white cell, indexed by a bit."""
+    return np.array([[0] * cell, [255] * cell], np.uint8)
 
 
 def encode_counter(img: np.ndarray, n: int, cell: int = 4) -> None:
     """Write n as COUNTER_BITS black/white cells of `cell` pixels in the top-left corner (one
     numpy assignment: the capture thread writes it on every frame)."""
-    row = _CELLS[cell][(n >> _BIT_SHIFTS) & 1].reshape(-1)[: img.shape[1]]
+    row = _cells(cell)[(n >> _BIT_SHIFTS) & 1].reshape(-1)[: img.shape[1]]
     img[:cell, : row.shape[0]] = row[:, None] if img.ndim == 3 else row
 
 
