@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import os
 import signal
 import sys
@@ -169,11 +170,16 @@ class StopSignals:
     loop closes the sinks and leaves without waiting for an engine call in flight. SIGINT exits 130
     (the shell's convention for Ctrl-C), SIGTERM exits 0 (a requested, clean stop)."""
 
+    REDELIVER_S = 0.2
+    """How long a StopRequested may go unseen before the signal is delivered again."""
+
     def __init__(self) -> None:
         self.starting = True
         self.stop: threading.Event | None = None
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._closed = threading.Event()
+        self._redelivering = False
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -182,15 +188,34 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closed.set()  # from here a late redelivery finds a handler that does nothing
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
     def _handle(self, signum: int, _frame: Any) -> None:
+        if self._closed.is_set():
+            return
         self.received = signum
         if self.stop is not None:
             self.stop.set()
         if self.starting:
+            self._redeliver_until_seen(signum)
             raise StopRequested(signal.Signals(signum).name)
+
+    def _redeliver_until_seen(self, signum: int) -> None:
+        """Python drops an exception raised where it cannot propagate: a signal that lands in a
+        weakref callback or a __del__ (importlib runs one on every import) prints "Exception ignored"
+        and the model load goes on. So until `run` has left (`__exit__`), or is running and stops
+        through the event, the signal is delivered to the main thread again every REDELIVER_S."""
+        if self._redelivering:
+            return
+        self._redelivering = True
+
+        def again() -> None:
+            while not self._closed.wait(self.REDELIVER_S) and self.starting:
+                _thread.interrupt_main(signum)
+
+        threading.Thread(target=again, name="stop-signal", daemon=True).start()
 
     @property
     def received_name(self) -> str | None:

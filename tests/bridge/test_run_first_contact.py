@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,6 +18,7 @@ from daemon_process import Daemon, free_port_pair, offline_env
 from typer.testing import CliRunner
 
 from bridge.cli import app
+from bridge.cli.run import StopRequested, StopSignals
 from bridge.runtime.stats import RollingStats
 
 PASSTHROUGH = ["--engine", "passthrough", "--width", "64", "--height", "64", "--sink", "null"]
@@ -99,6 +101,49 @@ def test_a_signal_while_the_model_loads_exits_with_a_message(tmp_path: Path, sig
     with Daemon(args, tmp_path, ready="loading random:sd-turbo") as d:
         assert d.stop(sig) == code, d.output()
     assert "before the daemon was running" in d.output() and "Traceback" not in d.output(), d.output()
+
+
+class _SignalInADel:
+    """Raises the signal from a __del__, where Python ignores any exception (importlib's module-lock
+    weakref callbacks are the real place a Ctrl-C during a model load lands and is dropped)."""
+
+    def __init__(self, sig: int) -> None:
+        self.sig = sig
+
+    def __del__(self) -> None:
+        signal.raise_signal(self.sig)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_python_drops_while_loading_is_delivered_again(
+    sig: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dropped: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_value))
+    signals = StopSignals()
+    started = time.monotonic()
+    with pytest.raises(StopRequested), signals:
+        _SignalInADel(sig)  # dropped at once: the first StopRequested is ignored
+        assert [type(e) for e in dropped] == [StopRequested]
+        while time.monotonic() - started < 5:  # the model load going on
+            sum(range(1000))
+    took = time.monotonic() - started
+    assert signals.received == sig and took < 1.0, f"stopped after {took:.2f} s"
+    time.sleep(3 * StopSignals.REDELIVER_S)  # and nothing is delivered once `run` has left
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_signal_seen_after_the_load_is_not_delivered_again() -> None:
+    signals = StopSignals()
+    with pytest.raises(StopRequested), signals:
+        signal.raise_signal(signal.SIGTERM)
+    signals2 = StopSignals()  # a signal once running only sets the stop event
+    signals2.stop = threading.Event()
+    with signals2:
+        signals2.starting = False
+        signal.raise_signal(signal.SIGTERM)
+        time.sleep(3 * StopSignals.REDELIVER_S)
+    assert signals2.stop.is_set() and signals2.received == signal.SIGTERM
 
 
 def test_sigterm_does_not_wait_for_a_slow_engine_call(tmp_path: Path) -> None:
