@@ -14,6 +14,7 @@ from .measure import EngineRun, merge_runs, split, streamed_calls, timed_calls, 
 from .options import BenchOptions
 from .pipeline import PipelineRun, PipelineRunner, merge_pipeline_runs, run_daemon_pipeline
 from .results import Row
+from .stats import bracketed_ratios
 from .worker import run_in_worker
 
 ONE_STEP = [35]
@@ -39,6 +40,8 @@ class BenchContext:
     _engine_fps: dict[str, float] = field(default_factory=dict)
     stream_runs: dict[str, EngineRun] = field(default_factory=dict)
     """Per config: the engine alone as a stream (no per-call sync), from `engine_vs_pipeline`."""
+    round_ratios: dict[str, list[float]] = field(default_factory=dict)
+    """Per config: each pipeline round's fps over the engine alone's in the rounds around it."""
 
     @property
     def primary_accel(self) -> str:
@@ -203,6 +206,10 @@ class BenchContext:
         self.stream_runs[repr(config)] = merge_runs(stream_runs)
         params.update(_engine_facts(engine))
         pipeline_run = None if error else merge_pipeline_runs(pipeline_runs)
+        if pipeline_run is not None:
+            self.round_ratios[repr(config)] = bracketed_ratios(
+                [r.fps for r in pipeline_runs], [r.fps for r in engine_runs]
+            )
         self._pipeline_runs[repr(config)] = (pipeline_run, error)
         pipeline_fps = f"{pipeline_run.fps:.2f} fps" if pipeline_run else "failed"
         self.log(f"engine alone: {engine_run.fps:.2f} fps; pipeline: {pipeline_fps}")

@@ -13,7 +13,7 @@ from bridge.bench.engines import EngineBuildError, EngineCache
 from bridge.bench.environment import command_line
 from bridge.bench.options import SECTIONS, OptionError, build_options, parse_sections, parse_sizes
 from bridge.bench.render import print_report, to_markdown
-from bridge.bench.stats import latency_summary, percentile, ratio
+from bridge.bench.stats import _t975, bracketed_ratios, latency_summary, percentile, ratio, spread
 
 from .scaffold_engine import ScaffoldEngine
 
@@ -36,6 +36,36 @@ def test_ratio_handles_missing_values():
     assert ratio(3.0, 2.0) == 1.5
     assert ratio(None, 2.0) is None
     assert ratio(1.0, 0.0) is None
+
+
+@given(
+    st.floats(min_value=1, max_value=100),
+    st.floats(min_value=-0.5, max_value=0.5),
+    st.floats(min_value=0.5, max_value=1.5),
+    st.integers(min_value=1, max_value=20),
+)
+def test_round_ratios_cancel_a_machine_drifting_during_the_run(start, drift, true_ratio, rounds):
+    """The engine alone speeds up or slows down linearly across the rounds; a pipeline that keeps
+    `true_ratio` of the engine's speed at its own time gets exactly that ratio in every round."""
+    engine = [start * (1 + drift * i / rounds) for i in range(rounds + 1)]
+    pipeline = [true_ratio * (engine[i] + engine[i + 1]) / 2 for i in range(rounds)]
+    assert bracketed_ratios(pipeline, engine) == pytest.approx([true_ratio] * rounds)
+
+
+def test_round_ratios_use_the_rounds_there_are():
+    assert bracketed_ratios([15.0, 25.0, 30.0], [10.0, 20.0, 30.0]) == [1.0, 1.0, 1.0]  # last: one side
+    assert bracketed_ratios([10.0], [0.0, 20.0]) == [0.5]  # a round without a speed is left out
+    assert bracketed_ratios([10.0], [0.0]) == []
+
+
+def test_spread_of_round_values():
+    s = spread([5.0, 1.0, 4.0, 2.0, 3.0])
+    assert s is not None and (s.count, s.median, s.low_quartile, s.high_quartile, s.mean) == (5, 3, 2, 4, 3)
+    assert s.half_width == pytest.approx(2.776 * (2.5 / 5) ** 0.5, rel=1e-3)  # Student's t, 4 dof
+    assert s.describe() == "5 rounds: median 3.000, middle half 2.000-4.000, mean 3.000 +- 1.963 (95%)"
+    assert spread([]) is None and spread([0.9]).half_width == 0.0
+    for dof, t in ((11, 2.201), (14, 2.145), (29, 2.045), (59, 2.001), (120, 1.980)):
+        assert _t975(dof) == pytest.approx(t, rel=1e-3), dof
 
 
 def test_option_parsing_and_errors():
@@ -122,6 +152,8 @@ def test_pipeline_runs_through_the_daemon_runtime(scaffold_report):
     assert row.error is None and row.metrics["fps"] > 0 and row.metrics["frames"] == 12
     assert row.metrics["p50_ms"] <= row.metrics["p95_ms"] <= row.metrics["p99_ms"]
     assert pipeline.comparison("pipeline / engine fps").value > 0
+    per_round = pipeline.comparison("pipeline / engine fps, per round")
+    assert per_round.value > 0 and "12 rounds: median" in per_round.explanation
     stages = {r.params["stage"]: r for r in scaffold_report.section("stages").rows}
     for key in ("capture", "queue", "preprocess", "encode", "unet", "decode", "postprocess", "output"):
         assert stages[key].error is None and stages[key].metrics["mean_ms"] >= 0, key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..context import BenchContext
 from ..results import Comparison, Row, Section
-from ..stats import latency_summary, ratio
+from ..stats import latency_summary, ratio, spread
 from .columns import LATENCY
 
 
@@ -42,6 +42,16 @@ def run(ctx: BenchContext) -> Section:
             explanation="against the engine with no per-call sync (on a GPU the stricter one)",
         )
     )
+    rounds = spread(ctx.round_ratios.get(repr(config), []))
+    if rounds is not None and rounds.count > 1:
+        section.comparisons.append(
+            Comparison(
+                "pipeline / engine fps, per round",
+                rounds.median,
+                explanation="each pipeline round against the engine alone just before and after it; "
+                + rounds.describe(),
+            )
+        )
     frame_ms = 1000.0 / engine_fps if engine_fps else None
     section.comparisons.append(
         Comparison(
