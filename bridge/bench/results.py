@@ -50,9 +50,14 @@ class Comparison:
     value: float | None
     unit: str = "x"
     explanation: str = ""
+    samples: list[float] | None = None
+    """The per-round values `value` sums up (in the JSON, so that runs can be pooled)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "value": self.value, "unit": self.unit, "explanation": self.explanation}
+        out = {"label": self.label, "value": self.value, "unit": self.unit, "explanation": self.explanation}
+        if self.samples is not None:
+            out["samples"] = self.samples
+        return out
 
 
 @dataclass

@@ -154,6 +154,10 @@ def test_pipeline_runs_through_the_daemon_runtime(scaffold_report):
     assert pipeline.comparison("pipeline / engine fps").value > 0
     per_round = pipeline.comparison("pipeline / engine fps, per round")
     assert per_round.value > 0 and "12 rounds: median" in per_round.explanation
+    assert len(per_round.samples) == 12  # rounded to 4 decimals in the JSON
+    assert per_round.value == pytest.approx(percentile(per_round.samples, 50), abs=1e-4)
+    assert per_round.to_dict()["samples"] == per_round.samples
+    assert "samples" not in pipeline.comparison("pipeline / engine fps").to_dict()
     stages = {r.params["stage"]: r for r in scaffold_report.section("stages").rows}
     for key in ("capture", "queue", "preprocess", "encode", "unet", "decode", "postprocess", "output"):
         assert stages[key].error is None and stages[key].metrics["mean_ms"] >= 0, key

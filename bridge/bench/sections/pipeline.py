@@ -42,7 +42,8 @@ def run(ctx: BenchContext) -> Section:
             explanation="against the engine with no per-call sync (on a GPU the stricter one)",
         )
     )
-    rounds = spread(ctx.round_ratios.get(repr(config), []))
+    per_round = ctx.round_ratios.get(repr(config), [])
+    rounds = spread(per_round)
     if rounds is not None and rounds.count > 1:
         section.comparisons.append(
             Comparison(
@@ -50,6 +51,7 @@ def run(ctx: BenchContext) -> Section:
                 rounds.median,
                 explanation="each pipeline round against the engine alone just before and after it; "
                 + rounds.describe(),
+                samples=[round(r, 4) for r in per_round],
             )
         )
     frame_ms = 1000.0 / engine_fps if engine_fps else None
