@@ -25,6 +25,7 @@ from bridge.sources.base import Source
 
 from .engines import one_line
 from .log import log
+from .pacing import SMOOTHING, Need, next_read
 
 Deliver = Callable[[np.ndarray, float], None]
 """`deliver(image, t_capture)`: a fitted frame and the perf_counter time its read started."""
@@ -38,6 +39,10 @@ counts as down in stats and the status line."""
 
 SLEEP_MAX_S = 0.05
 """A paced read's pause up to this long is a plain sleep (see `CaptureRoom._pause`)."""
+
+NEED_WAIT_MAX_S = 0.5
+"""Reading when the engine needs a frame never leaves an on-demand source unread for longer than
+this (a slow engine on a CPU takes seconds a frame): its health and preview stay current."""
 
 
 class CaptureRoom:
@@ -56,6 +61,7 @@ class CaptureRoom:
         on_back: Callable[[Source], None],
         retry_s: float = 0.5,
         hold_fps: float | None = None,
+        need: Callable[[], Need | None] | None = None,
     ) -> None:
         self.role = role
         self.source = source
@@ -67,6 +73,13 @@ class CaptureRoom:
         self._on_back = on_back
         self._retry_s = retry_s
         self.hold_fps = hold_fps
+        self._need = need
+        """The consumer's next need for a frame (`pacing`): an on-demand source is read for it."""
+        self._read_s = 0.0
+        """Moving average of a read's duration, fitting and delivery included."""
+        self._planned_at = 0.0
+        """time.monotonic() of the next read when it was put off for the engine's need: the hold
+        timer counts silence from then, not from the last read."""
         self._interval = 0.0
         """The source's own frame interval: its declared rate's, then a moving average of the gaps
         between fresh frames."""
@@ -140,6 +153,7 @@ class CaptureRoom:
         src = self.source
         backoff = self._retry_s
         next_tick = time.perf_counter()
+        when_needed = self._need is not None and bool(getattr(src, "on_demand", False))
         try:
             while not self._stop.is_set():
                 if not self._opened:
@@ -180,9 +194,23 @@ class CaptureRoom:
                     continue
                 self._mark_fresh()
                 self._deliver(image, t0, fresh=True)
+                if pace and when_needed:
+                    next_tick = self._plan(next_tick, t0)
         finally:
             if self._opened:
                 self._close(src)
+
+    def _plan(self, paced: float, t0: float) -> float:
+        """The next read of an on-demand source: at `paced`, or later, just before the engine's
+        next need for a frame (bridge/runtime/pacing.py), but never more than NEED_WAIT_MAX_S on."""
+        assert self._need is not None
+        now = time.perf_counter()
+        took = now - t0
+        self._read_s = took if not self._read_s else self._read_s + SMOOTHING * (took - self._read_s)
+        planned = min(next_read(paced, self._need(), self._read_s), now + NEED_WAIT_MAX_S)
+        if planned > paced:
+            self._planned_at = time.monotonic() + (planned - now)
+        return planned
 
     def _pause(self, delay: float) -> bool:
         """Wait `delay` seconds for the next paced read; True when the runtime is stopping. A pause
@@ -202,7 +230,7 @@ class CaptureRoom:
         tick: float | None = None  # while holding: when the next repeat is due (a steady cadence)
         while not self._stop.is_set():
             with self._lock:
-                last, fresh_at = self._last, self._fresh_at
+                last, fresh_at = self._last, max(self._fresh_at, self._planned_at)
             wait = fresh_at + self.hold_after_s - time.monotonic()
             if last is None or wait > 0:
                 tick = None

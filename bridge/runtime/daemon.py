@@ -41,6 +41,7 @@ from .engine_loop import EngineLoop
 from .engines import EngineFactory, one_line
 from .log import OnceLog, log
 from .output import OutputRoom
+from .pacing import Need
 from .rebuild import RebuildRoom
 from .slot import LatestSlot
 from .stats import RollingStats
@@ -61,6 +62,9 @@ class RuntimeOptions:
     """Ask the engine for its per-stage timings (encode/unet/decode; on CUDA this adds syncs)."""
     retry_s: float = 0.5
     """First back-off before reopening a failed source or sink (doubles up to 5 s)."""
+    read_when_needed: bool = True
+    """An on-demand source (pattern, image, screen) is read once per engine frame, just before the
+    engine needs it, when the engine is slower than `fps` (bridge/runtime/pacing.py); False: at `fps`."""
 
 
 class Runtime:
@@ -135,7 +139,15 @@ class Runtime:
             on_back=self._source_back,
             retry_s=self.options.retry_s,
             hold_fps=self.options.fps if hold else None,
+            need=self._need if hold and self.options.read_when_needed else None,
         )
+
+    def _need(self) -> Need | None:
+        """The engine loop's next need for a frame not captured yet; None while it takes batches of
+        several frames (each batch wants them all at once) or has no estimate yet."""
+        if int(getattr(self.engine, "frame_buffer_size", 1) or 1) != 1:
+            return None
+        return self.engine_loop.demand.need(time.perf_counter(), self._in.waiting)
 
     @property
     def mask_source(self) -> Source | None:

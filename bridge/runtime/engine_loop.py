@@ -18,6 +18,7 @@ from bridge.errors import BridgeError
 from bridge.frames import Frame, PendingImage, fit
 
 from .engines import one_line
+from .pacing import DemandClock
 
 if TYPE_CHECKING:
     from .daemon import Runtime
@@ -28,6 +29,8 @@ class EngineLoop:
         self.rt = rt
         self._pending_meta: deque[list[Frame]] = deque()
         self._last_out: list[Frame] | None = None
+        self.demand = DemandClock()
+        """When this loop takes frames and how long it works before asking again (capture pacing)."""
 
     def run(self) -> None:
         rt = self.rt
@@ -50,6 +53,7 @@ class EngineLoop:
         if batch is None:
             return
         t0 = time.perf_counter()
+        self.demand.took(t0)
         for f in batch:
             rt._stats.add("queue", t0 - f.times["captured"])
         outputs = self._process(batch)
@@ -75,6 +79,7 @@ class EngineLoop:
     def _take_batch(self) -> list[Frame] | None:
         rt = self.rt
         n = max(1, int(rt.engine.frame_buffer_size))
+        self.demand.asking(time.perf_counter())
         first = rt._in.get(0.1)
         if first is None:
             return None

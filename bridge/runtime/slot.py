@@ -36,6 +36,11 @@ class LatestSlot(Generic[T]):
             self._item, self._has = item, True
             self.put_count += 1
 
+    @property
+    def waiting(self) -> bool:
+        """An item is in the slot, not taken yet."""
+        return self._has
+
     def get(self, timeout: float) -> T | None:
         """The newest item, or None after `timeout` seconds without one."""
         if not self._ready.acquire(timeout=max(0.0, timeout)):

@@ -14,7 +14,10 @@ class Source(Protocol):
     (it may block for a short while, at most ~0.1 s, waiting for one). Sizes need not match the
     engine's: the runtime fits each frame once. `fps` is the pace at which the capture thread
     polls a source that produces frames on demand (pattern, image, file, screen); None means the
-    source paces itself (NDI, camera, Spout block until a new frame).
+    source paces itself (NDI, camera, Spout block until a new frame). An optional `on_demand`
+    attribute, True for sources whose read makes the picture of that moment (pattern, image,
+    screen), lets the runtime read them only when the engine is about to need a frame, when the
+    engine is slower than `fps` (bridge/runtime/pacing.py); a video file plays at its own rate.
 
     Sources that can carry transparency (NDI, Spout, image) have a `keep_alpha` attribute: set, their
     `read()` returns RGBA (H, W, 4) instead, for a mask source whose alpha is the mask.

@@ -61,6 +61,9 @@ class CameraSource:
 class FileSource:
     """A video file played at its own frame rate, looping at the end."""
 
+    on_demand = False
+    """Each read decodes the next frame: read less often, the video would play slower."""
+
     def __init__(self, path: str) -> None:
         if not path:
             raise SpecError("file: expected a path, e.g. file:clip.mp4")
@@ -107,6 +110,8 @@ class ImageSource:
 
     keep_alpha = False
     """RGBA frames (the image's transparency) instead of RGB: for a mask source."""
+    on_demand = True
+    """The same picture every read: reading less often loses nothing."""
 
     def __init__(self, path: str, fps: float = 30.0) -> None:
         if not path:

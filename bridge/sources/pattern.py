@@ -31,6 +31,8 @@ class PatternSource:
     """
 
     name = "pattern"
+    on_demand = True
+    """Reading it less often loses nothing (bridge/runtime/pacing.py): the next card is drawn then."""
 
     def __init__(self, fps: float = 30.0) -> None:
         self.fps = fps

@@ -12,6 +12,9 @@ from bridge.frames import to_rgb
 
 
 class ScreenSource:
+    on_demand = True
+    """A read grabs the screen as it is then: reading less often loses nothing."""
+
     def __init__(self, arg: str = "", fps: float = 30.0) -> None:
         self.name = f"screen:{arg}" if arg else "screen"
         self.fps = fps
