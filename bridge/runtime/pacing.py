@@ -55,17 +55,16 @@ class DemandClock:
 
     def __init__(self) -> None:
         self.taken_at: float | None = None
+        self.busy_s: float | None = None
+        """The shortest of the recent busy times (plain attributes: the capture thread reads them)."""
         self._busy: deque[float] = deque(maxlen=RECENT)
         self._since_take: float | None = None
-
-    @property
-    def busy_s(self) -> float | None:
-        return min(self._busy) if self._busy else None
 
     def asking(self, now: float) -> None:
         """The engine loop asks for a frame (called before it waits for one)."""
         if self._since_take is not None:
             self._busy.append(now - self._since_take)
+            self.busy_s = min(self._busy)
             self._since_take = None
 
     def took(self, now: float) -> None:
