@@ -132,6 +132,14 @@ def test_a_slow_engine_never_makes_the_source_look_silent() -> None:
     assert s["up"], s
 
 
+def test_a_slow_source_is_never_read_faster_than_its_pace() -> None:
+    """The 0.5 s cap on a put-off read must not make a source paced at 1 fps read twice a second."""
+    engine = SleepyEngine(0.01)
+    rt = _run(PatternSource(fps=1.0), engine, calls=3, fps=1.0)
+    took = time.perf_counter() - rt._t_start
+    assert rt.capture.fresh <= took * 1.0 + 1, (rt.capture.fresh, took)
+
+
 def test_batches_of_several_frames_are_read_at_the_sources_pace() -> None:
     engine = SleepyEngine(0.02)
     engine.frame_buffer_size = 2  # each step wants two frames at once
