@@ -207,7 +207,7 @@ class CaptureRoom:
         now = time.perf_counter()
         took = now - t0
         self._read_s = took if not self._read_s else self._read_s + SMOOTHING * (took - self._read_s)
-        planned = max(paced, min(next_read(paced, self._need(), self._read_s), now + NEED_WAIT_MAX_S))
+        planned = next_read(paced, self._need(), self._read_s, latest=now + NEED_WAIT_MAX_S)
         if planned > paced:
             self._planned_at = time.monotonic() + (planned - now)
         return planned

@@ -11,6 +11,7 @@ time, so it is read at its own rate and the frames the engine cannot take are dr
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -39,13 +40,13 @@ class Need:
     """The engine loop's time from taking a frame to asking for the next (the shortest lately)."""
 
 
-def next_read(paced: float, need: Need | None, read_s: float) -> float:
+def next_read(paced: float, need: Need | None, read_s: float, latest: float = math.inf) -> float:
     """When to read next: `paced` (the source's own pace) unless the engine will need its next
     frame later than that, in which case just before that need (LEAD of its busy time plus the
-    read's own time `read_s` earlier)."""
+    read's own time `read_s` earlier), but not after `latest`; never before `paced`."""
     if need is None or need.busy_s <= 0:
         return paced
-    return max(paced, need.at - LEAD * need.busy_s - read_s)
+    return max(paced, min(need.at - LEAD * need.busy_s - read_s, latest))
 
 
 class DemandClock:

@@ -58,6 +58,8 @@ def test_the_next_read_lands_just_before_the_need_and_never_faster_than_the_sour
     assert next_read(1.0, need, 0.002) == pytest.approx(1.10 - LEAD * 0.04 - 0.002)
     assert next_read(1.095, need, 0.002) == 1.095  # the source's pace is the most it is read
     assert next_read(1.0, Need(at=1.10, busy_s=0.0), 0.0) == 1.0
+    assert next_read(1.0, need, 0.002, latest=1.05) == 1.05  # a put-off read has a latest time ...
+    assert next_read(1.0, need, 0.002, latest=0.9) == 1.0  # ... that never makes it faster than the pace
 
 
 class SleepyEngine(InvertEngine):
